@@ -1,0 +1,1 @@
+"""serving process package: a thin shell over the shared core in streamrec/."""

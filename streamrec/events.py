@@ -1,0 +1,162 @@
+"""The event contract (topic ``events``) and its validation.
+
+An event is a JSON object; a message may also carry a JSON array of them (a packed
+batch). Validation is strict and cheap: each element is checked on its own, valid
+ones become :class:`Event`, invalid ones become :class:`Rejection` with a reason code
+that the streams worker puts on the dead-letter topic together with the original bytes.
+
+Examples
+--------
+>>> from streamrec.settings import Settings
+>>> ok, bad = parse_message(b'{"user_id": 1, "item_id": "a", "event_type": "click",'
+...                         b' "timestamp": 1.5e9}', Settings())
+>>> ok[0].user_id, ok[0].item_id, bad
+('1', 'a', [])
+>>> parse_message(b'{"user_id": 1}', Settings())[1][0].reason
+'missing_field'
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from streamrec.settings import Settings
+
+EVENT_TYPES = ("view", "click", "add_to_cart", "purchase", "rating")
+_EVENT_TYPES = frozenset(EVENT_TYPES)
+REQUIRED = ("user_id", "item_id", "event_type", "timestamp")
+KNOWN_FIELDS = frozenset(REQUIRED + ("value", "event_id"))
+
+# Reason codes carried in the ``reason`` header of dead-letter records.
+REASONS = (
+    "oversized", "bad_encoding", "bad_json", "not_an_object", "missing_field", "bad_type",
+    "bad_id", "unknown_event_type", "non_finite", "timestamp_out_of_range", "empty_batch",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    user_id: str
+    item_id: str
+    event_type: str
+    timestamp: float
+    value: float | None = None
+    event_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"user_id": self.user_id, "item_id": self.item_id,
+                             "event_type": self.event_type, "timestamp": self.timestamp}
+        if self.value is not None:
+            d["value"] = self.value
+        if self.event_id is not None:
+            d["event_id"] = self.event_id
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: str
+    detail: str
+    index: int | None = None  # position inside a packed batch, None for the whole message
+
+    def describe(self) -> str:
+        where = "" if self.index is None else f" (element {self.index})"
+        return f"{self.reason}: {self.detail}{where}"
+
+
+class InvalidEvent(ValueError):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+def _ident(obj: dict, name: str, max_len: int) -> str:
+    v = obj[name]
+    if isinstance(v, bool) or not isinstance(v, (str, int)):
+        raise InvalidEvent("bad_type", f"{name} must be a string or an integer, got {type(v).__name__}")
+    s = v if isinstance(v, str) else str(v)
+    if not s or len(s) > max_len or not s.isprintable():
+        raise InvalidEvent("bad_id", f"{name} must be 1..{max_len} printable characters")
+    return s
+
+
+def _number(obj: dict, name: str) -> float:
+    v = obj[name]
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise InvalidEvent("bad_type", f"{name} must be a number, got {type(v).__name__}")
+    f = float(v)
+    if not math.isfinite(f):
+        raise InvalidEvent("non_finite", f"{name} must be finite")
+    return f
+
+
+def validate(obj: Any, settings: Settings, now: float | None = None) -> Event:
+    """Turn one decoded JSON value into an :class:`Event` or raise :class:`InvalidEvent`."""
+    if not isinstance(obj, dict):
+        raise InvalidEvent("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
+    for name in REQUIRED:
+        if name not in obj or obj[name] is None:
+            raise InvalidEvent("missing_field", f"{name} is required")
+    user_id = _ident(obj, "user_id", settings.max_id_length)
+    item_id = _ident(obj, "item_id", settings.max_id_length)
+    event_type = obj["event_type"]
+    if not isinstance(event_type, str):
+        raise InvalidEvent("bad_type", "event_type must be a string")
+    if event_type not in _EVENT_TYPES:
+        raise InvalidEvent("unknown_event_type", f"{event_type[:40]!r} is not one of {', '.join(EVENT_TYPES)}")
+    ts = _number(obj, "timestamp")
+    now = time.time() if now is None else now
+    if ts < settings.min_timestamp or ts > now + settings.max_future_skew_s:
+        raise InvalidEvent("timestamp_out_of_range", f"timestamp {ts} is outside the accepted range")
+    value = _number(obj, "value") if obj.get("value") is not None else None
+    event_id = _ident(obj, "event_id", settings.max_id_length) if obj.get("event_id") is not None else None
+    return Event(user_id, item_id, event_type, ts, value, event_id)
+
+
+def _reject_constant(name: str) -> float:
+    raise InvalidEvent("non_finite", f"{name} is not valid JSON")
+
+
+def parse_message(raw: bytes | None, settings: Settings,
+                  now: float | None = None) -> tuple[list[Event], list[Rejection]]:
+    """Validate one Kafka message value: a single event or a packed JSON array of them."""
+    if raw is None:
+        return [], [Rejection("bad_json", "empty message value")]
+    if len(raw) > settings.max_message_bytes:
+        return [], [Rejection("oversized", f"{len(raw)} bytes > {settings.max_message_bytes}")]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return [], [Rejection("bad_encoding", f"not UTF-8: {exc.reason}")]
+    try:
+        # NaN / Infinity are not JSON; Python accepts them unless told otherwise.
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except InvalidEvent as exc:
+        return [], [Rejection(exc.reason, exc.detail)]
+    except (ValueError, RecursionError) as exc:
+        return [], [Rejection("bad_json", str(exc)[:200])]
+    now = time.time() if now is None else now
+    if isinstance(doc, list):
+        if not doc:
+            return [], [Rejection("empty_batch", "packed batch holds no events")]
+        events, rejections = [], []
+        for i, element in enumerate(doc):
+            try:
+                events.append(validate(element, settings, now))
+            except InvalidEvent as exc:
+                rejections.append(Rejection(exc.reason, exc.detail, i))
+        return events, rejections
+    try:
+        return [validate(doc, settings, now)], []
+    except InvalidEvent as exc:
+        return [], [Rejection(exc.reason, exc.detail)]
+
+
+def encode_events(events: Iterable[Event | dict]) -> bytes:
+    """Encode one event, or a packed batch when given several."""
+    docs = [e.to_dict() if isinstance(e, Event) else e for e in events]
+    doc: Any = docs[0] if len(docs) == 1 else docs
+    return json.dumps(doc, separators=(",", ":")).encode()

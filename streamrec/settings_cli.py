@@ -1,0 +1,20 @@
+"""``streamrec settings``: every setting, its variable, its current value and its meaning."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from streamrec.settings import Settings, settings_table
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="streamrec settings", description=__doc__)
+    parser.add_argument("--markdown", action="store_true", help="print the README's Markdown table")
+    args = parser.parse_args(argv)
+    if args.markdown:
+        print(settings_table())
+        return 0
+    current = Settings.from_env()
+    for f in dataclasses.fields(current):
+        print(f"{f.metadata['env']:36} = {getattr(current, f.name)!s:24}  {f.metadata['doc']}")
+    return 0

@@ -1,0 +1,1 @@
+"""streams process package: a thin shell over the shared core in streamrec/."""
