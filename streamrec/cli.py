@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("streamrec.status", "live terminal dashboard read from the metrics endpoints"),
     "chaos": ("streamrec.chaos", "fault-injection scenarios with a loss/duplication table"),
     "settings": ("streamrec.settings_cli", "print every setting with its current value"),
+    "topics": ("streamrec.topics_cli", "create the system's topics on the configured cluster"),
 }
 
 

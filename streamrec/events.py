@@ -61,6 +61,7 @@ class Rejection:
     reason: str
     detail: str
     index: int | None = None  # position inside a packed batch, None for the whole message
+    original: bytes | None = None  # the element's own JSON when it came from a packed batch
 
     def describe(self) -> str:
         where = "" if self.index is None else f" (element {self.index})"
@@ -147,7 +148,8 @@ def parse_message(raw: bytes | None, settings: Settings,
             try:
                 events.append(validate(element, settings, now))
             except InvalidEvent as exc:
-                rejections.append(Rejection(exc.reason, exc.detail, i))
+                original = json.dumps(element, separators=(",", ":")).encode()
+                rejections.append(Rejection(exc.reason, exc.detail, i, original))
         return events, rejections
     try:
         return [validate(doc, settings, now)], []

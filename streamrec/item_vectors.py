@@ -62,7 +62,8 @@ class ItemVectors:
         return np.fromiter((index[i] for i in item_ids), dtype=np.int64)
 
     def lookup(self, item_ids: Sequence[str]) -> np.ndarray:
-        return self._matrix[self.rows(item_ids)]
+        rows = self.rows(item_ids)  # may grow the matrix: index it only afterwards
+        return self._matrix[rows]
 
     def _add(self, item_id: str, vector: np.ndarray) -> None:
         n = len(self._ids)

@@ -23,6 +23,10 @@ def confluent_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     conf: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap_servers,
         "security.protocol": settings.security_protocol,
+        # Brokers close idle connections; that is not worth a log line per client.
+        "log.connection.close": False,
+        # librdkafka's own log lines go through Python logging, not straight to stderr.
+        "logger": logging.getLogger("librdkafka"),
     }
     if settings.sasl_mechanism:
         conf.update({"sasl.mechanism": settings.sasl_mechanism,

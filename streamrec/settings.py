@@ -71,7 +71,7 @@ class Settings:
         50, "STREAMREC_RECENT_ITEMS", "How many recent items each user's state keeps.")
     dedup_ids: int = setting(
         256, "STREAMREC_DEDUP_IDS",
-        "How many recent event_ids per user are remembered to apply duplicates once.")
+        "How many recent event_ids per user are remembered: a duplicate within that many of the user's events is applied once.")
     vector_dim: int = setting(
         32, "STREAMREC_VECTOR_DIM", "Dimension of item and user vectors.")
     user_vector_half_life_s: float = setting(
@@ -108,10 +108,108 @@ class Settings:
     log_json: bool = setting(False, "STREAMREC_LOG_JSON", "Log one JSON object per line.")
 
     # --- Learner (issue 3: add learner settings below this line) ------------------------
+    learner_group_id: str = setting(
+        "streamrec-learner", "STREAMREC_LEARNER_GROUP_ID", "Consumer group the learner reads `events` with.")
+    learner_train_every_events: int = setting(
+        5000, "STREAMREC_LEARNER_TRAIN_EVERY_EVENTS",
+        "Start a training cycle after this many new events (0: never by count).")
+    learner_train_every_s: float = setting(
+        30.0, "STREAMREC_LEARNER_TRAIN_EVERY_S",
+        "Start a training cycle this long after the previous one if any new event arrived (0: never by time).")
+    learner_min_events: int = setting(
+        50, "STREAMREC_LEARNER_MIN_EVENTS", "Fewest new events a cycle needs (fewer: the cycle waits).")
+    learner_batches_per_cycle: int = setting(
+        60, "STREAMREC_LEARNER_BATCHES_PER_CYCLE", "Mini-batches per training cycle (bounds its duration).")
+    learner_batch_size: int = setting(
+        256, "STREAMREC_LEARNER_BATCH_SIZE", "Examples per mini-batch.")
+    learner_learning_rate: float = setting(
+        0.003, "STREAMREC_LEARNER_LEARNING_RATE", "Adam learning rate of the fine-tuning.")
+    learner_loss: str = setting(
+        "sampled", "STREAMREC_LEARNER_LOSS",
+        "Training loss: softmax (full catalogue), sampled (in-batch negatives, logQ correction) or bpr.")
+    learner_sequence_length: int = setting(
+        20, "STREAMREC_LEARNER_SEQUENCE_LENGTH", "Recent items the user encoder reads (at most STREAMREC_RECENT_ITEMS).")
+    learner_reservoir_size: int = setting(
+        50_000, "STREAMREC_LEARNER_RESERVOIR_SIZE", "Replay buffer: uniform reservoir sample over all history.")
+    learner_recent_window: int = setting(
+        5_000, "STREAMREC_LEARNER_RECENT_WINDOW", "Replay buffer: window of the most recent examples.")
+    learner_recent_fraction: float = setting(
+        0.5, "STREAMREC_LEARNER_RECENT_FRACTION",
+        "Share of each mini-batch drawn from the new and recent examples; the rest is replayed from the reservoir.")
+    learner_holdout_events: int = setting(
+        500, "STREAMREC_LEARNER_HOLDOUT_EVENTS",
+        "Newest events of a cycle held out of its training to score candidate and current model.")
+    learner_gate_tolerance: float = setting(
+        0.01, "STREAMREC_LEARNER_GATE_TOLERANCE",
+        "A candidate whose NDCG@10 on the held-out events is lower than the current model's by more is refused.")
+    learner_probe_size: int = setting(
+        500, "STREAMREC_LEARNER_PROBE_SIZE", "Older interactions in the fixed forgetting probe scored on every version.")
+    learner_drift_delta: float = setting(
+        0.002, "STREAMREC_LEARNER_DRIFT_DELTA",
+        "ADWIN confidence on the live HR@10; a detected drop starts a cycle early (0: off).")
+    learner_use_text: bool = setting(
+        True, "STREAMREC_LEARNER_USE_TEXT",
+        "Project all-MiniLM-L6-v2 embeddings of item content into the item tower (needs the `text` extra; "
+        "without it items are IDs only).")
+    learner_item_embedding_dim: int = setting(
+        0, "STREAMREC_LEARNER_ITEM_EMBEDDING_DIM",
+        "Length of producer-supplied item `embedding`s to project into the item tower (0: ignore them; "
+        "embeddings of another length are ignored).")
+    learner_catalogue_publish_s: float = setting(
+        1.0, "STREAMREC_LEARNER_CATALOGUE_PUBLISH_S",
+        "New items wait at most this long before a catalogue-only version (same weights, more vectors) is published.")
+    learner_seed: int = setting(0, "STREAMREC_LEARNER_SEED", "Seed of initialisation, sampling and the replay reservoir.")
 
     # --- Serving (issue 4: add serving settings below this line) ------------------------
+    serving_default_k: int = setting(
+        10, "STREAMREC_SERVING_DEFAULT_K", "Recommendations returned when a request names no k.")
+    serving_max_k: int = setting(
+        200, "STREAMREC_SERVING_MAX_K", "Largest k a request may ask for (larger: 400 error).")
+    serving_candidates: int = setting(
+        100, "STREAMREC_SERVING_CANDIDATES",
+        "Candidates fetched from the faiss index before re-ranking (at least 4 x k are fetched).")
+    serving_diversity: float = setting(
+        0.2, "STREAMREC_SERVING_DIVERSITY",
+        "Default MMR diversity weight in [0, 1]: 0 ranks by relevance only, 1 by novelty only.")
+    serving_exploration: float = setting(
+        0.1, "STREAMREC_SERVING_EXPLORATION",
+        "Default share of the k slots given to new or under-exposed items (exploration).")
+    serving_seed: int = setting(
+        0, "STREAMREC_SERVING_SEED", "Seed mixed into each request's exploration draw (reproducible answers).")
+    serving_hnsw_threshold: int = setting(
+        100_000, "STREAMREC_SERVING_HNSW_THRESHOLD",
+        "Catalogues up to this many items get an exact inner-product index; larger ones HNSW.")
+    serving_hnsw_m: int = setting(32, "STREAMREC_SERVING_HNSW_M", "HNSW graph degree (M) for large catalogues.")
+    serving_hnsw_ef_search: int = setting(
+        128, "STREAMREC_SERVING_HNSW_EF_SEARCH", "HNSW search breadth (efSearch): recall against latency.")
+    serving_max_in_flight: int = setting(
+        256, "STREAMREC_SERVING_MAX_IN_FLIGHT",
+        "HTTP requests handled at once; more are shed with 503 and Retry-After (admission control).")
+    serving_max_body_bytes: int = setting(
+        65_536, "STREAMREC_SERVING_MAX_BODY_BYTES", "Largest accepted HTTP request body (larger: 413).")
+    serving_require_model: bool = setting(
+        False, "STREAMREC_SERVING_REQUIRE_MODEL",
+        "Report not ready until a published model version is loaded (else the deterministic "
+        "pre-model vectors count as version 0).")
+    serving_index_refresh_s: float = setting(
+        1.0, "STREAMREC_SERVING_INDEX_REFRESH_S",
+        "Before any model: how often the index over deterministic vectors is rebuilt when items appear.")
+    serving_request_timeout_s: float = setting(
+        5.0, "STREAMREC_SERVING_REQUEST_TIMEOUT_S", "Client-side timeout for one recommendation request.")
 
     # --- Evaluation (issue 5: add evaluation settings below this line) ------------------
+    eval_k: int = setting(
+        10, "STREAMREC_EVAL_K", "List length k of prequential evaluation (HR@k, NDCG@k, MRR@k).")
+    eval_block: int = setting(
+        64, "STREAMREC_EVAL_BLOCK",
+        "Most consecutive events of distinct users whose requests are answered together before "
+        "they are learned (1: strictly one event at a time).")
+    eval_windows: int = setting(
+        10, "STREAMREC_EVAL_WINDOWS", "Equal-count time windows the metrics are also reported over.")
+    eval_warmup: int = setting(
+        0, "STREAMREC_EVAL_WARMUP", "Events every method learns before requests start being scored.")
+    eval_out_dir: Path = setting(
+        Path("results"), "STREAMREC_EVAL_OUT_DIR", "Where `streamrec evaluate` writes its JSON and plots.")
 
     # ------------------------------------------------------------------------------------
     @classmethod

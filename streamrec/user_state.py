@@ -11,8 +11,9 @@ state therefore carries a *watermark* per source partition: the (offset, index w
 packed message) of the last event applied. All of a user's events come from one
 partition in offset order, so an event at or below the watermark has been applied and is
 skipped. The watermark is written in the same changelog record as the state it guards, so
-the two can never disagree. Separately, a bounded set of recent ``event_id`` values drops
-duplicates that a producer sent twice at different offsets.
+the two can never disagree. Separately, a bounded map of recent ``event_id`` values to the
+position they were first seen at drops duplicates that a producer sent twice at different
+offsets (a replay of the *same* position is not a duplicate, it is the watermark's job).
 
 Examples
 --------
@@ -21,11 +22,11 @@ Examples
 >>> ev = Event("u", "i", "click", 100.0)
 >>> vec = np.ones((1, 4), dtype=np.float32)
 >>> s.apply([ev], vec, [(0, 5, 0)], weights={"click": 1.0}, half_life=60.0,
-...         recent_limit=10, dedup_limit=10)
-1
+...         recent_limit=10, dedup_limit=10).applied
+[0]
 >>> s.apply([ev], vec, [(0, 5, 0)], weights={"click": 1.0}, half_life=60.0,
-...         recent_limit=10, dedup_limit=10)   # the same offset again: skipped
-0
+...         recent_limit=10, dedup_limit=10).applied   # the same offset again: skipped
+[]
 >>> decode_state(s.encode()).counts
 {'click': 1}
 """
@@ -34,13 +35,18 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
 from streamrec.events import Event
 
 CODEC_VERSION = 1
+
+
+class Applied(NamedTuple):
+    applied: list[int]   # indices applied by this call
+    unique: list[int]    # indices that are not event_id duplicates (applied now or earlier)
 
 
 @dataclass
@@ -53,7 +59,8 @@ class UserState:
     weight: float               # total decayed weight behind ``vector``
     vector_time: float          # event time the vector's decay is anchored at
     watermarks: dict[int, tuple[int, int]] = field(default_factory=dict)
-    event_ids: list[str] = field(default_factory=list)
+    # event_id -> the position it was first applied at (insertion-ordered, bounded)
+    event_ids: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     applied: int = 0            # events applied, for idempotency checks
 
     @classmethod
@@ -62,48 +69,54 @@ class UserState:
 
     def apply(self, events: Sequence[Event], item_vectors: np.ndarray,
               positions: Sequence[tuple[int, int, int]], *, weights: dict[str, float],
-              half_life: float, recent_limit: int, dedup_limit: int) -> int:
-        """Apply events (in source order) once each; returns how many were applied.
+              half_life: float, recent_limit: int, dedup_limit: int) -> Applied:
+        """Apply events (in source order) once each.
 
         ``positions[k]`` is (partition, offset, index within the packed message) of
-        ``events[k]``; ``item_vectors[k]`` is the current vector of its item.
+        ``events[k]``; ``item_vectors[k]`` is the current vector of its item. Returns the
+        indices applied now and the indices that are not duplicates at all (applied now or
+        before), which other idempotent aggregates (popularity) count against their own
+        watermarks.
         """
-        keep = []
-        seen_ids = set(self.event_ids)
-        for k, (ev, (partition, offset, index)) in enumerate(zip(events, positions)):
+        applied: list[int] = []
+        unique: list[int] = []
+        for k, (ev, pos) in enumerate(zip(events, positions)):
+            partition, offset, index = pos
+            if ev.event_id is not None:
+                first = self.event_ids.get(ev.event_id)
+                if first is not None and tuple(first) != (partition, offset, index):
+                    continue  # the same event_id seen at another position: a duplicate
+            unique.append(k)
             mark = self.watermarks.get(partition)
             if mark is not None and (offset, index) <= mark:
-                continue
+                continue  # at or below the watermark: applied before a restart
             self.watermarks[partition] = (offset, index)
             if ev.event_id is not None:
-                if ev.event_id in seen_ids:
-                    continue
-                seen_ids.add(ev.event_id)
-                self.event_ids.append(ev.event_id)
-            keep.append(k)
-        if not keep:
-            return 0
-        if len(self.event_ids) > dedup_limit:
-            del self.event_ids[: len(self.event_ids) - dedup_limit]
-        applied = [events[k] for k in keep]
-        for ev in applied:
+                self.event_ids[ev.event_id] = (partition, offset, index)
+            applied.append(k)
+        if not applied:
+            return Applied(applied, unique)
+        while len(self.event_ids) > dedup_limit:
+            del self.event_ids[next(iter(self.event_ids))]
+        evs = [events[k] for k in applied]
+        for ev in evs:
             self.counts[ev.event_type] = self.counts.get(ev.event_type, 0) + 1
-        self.recent.extend((ev.item_id, ev.event_type, ev.timestamp) for ev in applied)
+        self.recent.extend((ev.item_id, ev.event_type, ev.timestamp) for ev in evs)
         if len(self.recent) > recent_limit:
             del self.recent[: len(self.recent) - recent_limit]
-        times = np.fromiter((ev.timestamp for ev in applied), dtype=np.float64, count=len(applied))
+        times = np.fromiter((ev.timestamp for ev in evs), dtype=np.float64, count=len(evs))
         anchor = max(float(times.max()), self.vector_time)
-        w = np.fromiter((weights.get(ev.event_type, 1.0) for ev in applied), dtype=np.float64,
-                        count=len(applied)) * np.exp2((times - anchor) / half_life)
+        w = np.fromiter((weights.get(ev.event_type, 1.0) for ev in evs), dtype=np.float64,
+                        count=len(evs)) * np.exp2((times - anchor) / half_life)
         old = self.weight * 2.0 ** ((self.vector_time - anchor) / half_life)
         total = old + float(w.sum())
         if total > 0:
-            mixed = old * self.vector + w @ item_vectors[keep].astype(np.float64)
+            mixed = old * self.vector + w @ np.asarray(item_vectors, dtype=np.float64)[applied]
             self.vector = (mixed / total).astype(np.float32)
         self.weight, self.vector_time = total, anchor
         self.last_event_time = max(self.last_event_time, float(times.max()))
-        self.applied += len(applied)
-        return len(applied)
+        self.applied += len(evs)
+        return Applied(applied, unique)
 
     def encode(self) -> bytes:
         return json.dumps({
@@ -125,4 +138,4 @@ def decode_state(raw: bytes) -> UserState:
         vector=np.frombuffer(base64.b64decode(d["vec"]), dtype=np.float32).copy(),
         weight=float(d["w"]), vector_time=float(d["vt"]),
         watermarks={int(p): (int(m[0]), int(m[1])) for p, m in d["wm"].items()},
-        event_ids=list(d["ids"]), applied=int(d["n"]))
+        event_ids={k: tuple(v) for k, v in d["ids"].items()}, applied=int(d["n"]))

@@ -1,0 +1,351 @@
+"""The learner process: Kafka in, training in a background thread, versions out.
+
+Threads
+    * the caller's thread consumes ``events`` (group ``learner_group_id``, offsets committed
+      only after a checkpoint holding the same state) and the compacted ``items`` topic
+      (read from the beginning on every start), and feeds :class:`ContinualTrainer`;
+    * a training thread runs cycles when due (count, timer or drift), publishes accepted
+      candidates, publishes catalogue-only versions when new items arrive and no cycle is
+      due, and checkpoints;
+    * an aiohttp thread serves ``/healthz``, ``/readyz`` and ``/metrics``.
+
+Publishing a version: :func:`streamrec.model_store.write_version` (atomic: tmp, fsync,
+rename), then the :class:`~streamrec.model_store.Announcement` on ``model-updates`` (key
+``model``), so a half-written file is never announced. Versions are monotonic across
+restarts: the counter is checkpointed and the models directory is scanned on start.
+
+A restart resumes from ``<state_dir>/learner/checkpoint.safetensors``: the trainer's state
+and the offsets it had consumed up to, which take precedence over the group's committed
+offsets (those are committed after each checkpoint, for lag monitoring).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+from pathlib import Path
+
+from aiohttp import web
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+
+from learner import metrics as M
+from streamrec.checkpoint import load_checkpoint, save_checkpoint
+from streamrec.events import parse_message
+from streamrec.items import InvalidItem, parse_item
+from streamrec.kafka import confluent_config, ensure_topics, producer_config
+from streamrec.model_store import MODEL_KEY, Announcement, write_version
+from streamrec.observability import add_health_routes
+from streamrec.settings import Settings
+from streamrec.topics import EVENTS, ITEMS, MODEL_UPDATES
+from streamrec.training import ContinualTrainer, CycleResult
+
+log = logging.getLogger(__name__)
+
+
+def published_versions(directory: Path) -> int:
+    """Highest version number among the files in ``directory`` (0 if none)."""
+    best = 0
+    for path in directory.glob("model-v*.safetensors"):
+        m = re.fullmatch(r"model-v(\d+)\.safetensors", path.name)
+        if m:
+            best = max(best, int(m.group(1)))
+    return best
+
+
+class Learner:
+    def __init__(self, settings: Settings, encoder=None):
+        self.settings = settings
+        self.models_dir = Path(settings.state_dir) / "models"
+        self.checkpoint_path = Path(settings.state_dir) / "learner" / "checkpoint.safetensors"
+        if self.checkpoint_path.exists():
+            self.trainer, self.version = load_checkpoint(self.checkpoint_path, settings, encoder)
+        else:
+            self.trainer, self.version = ContinualTrainer(settings, encoder=encoder), 0
+        self.version = max(self.version, published_versions(self.models_dir))
+        self.stop_event = threading.Event()
+        self.connected = False
+        self.trainer_alive = False
+        self.last_scores: dict = {}
+        self.published: list = []          # announcements sent by this process, oldest first
+        self.gate_decisions: dict[str, int] = {}
+        self._commit_request: dict[str, int] | None = None
+        self._drift_counted = 0
+        self._producer: Producer | None = None
+        self.http_port: int | None = None
+        M.MODEL_VERSION.set(self.version)
+
+    # -- readiness ------------------------------------------------------------------------
+    def not_ready(self) -> list[str]:
+        reasons = []
+        if not self.connected:
+            reasons.append("not connected to Kafka yet")
+        if not self.trainer_alive:
+            reasons.append("training thread not running")
+        return reasons
+
+    # -- the run loop ---------------------------------------------------------------------
+    def run(self) -> None:
+        http = threading.Thread(target=self._serve_http, name="learner-http", daemon=True)
+        http.start()
+        training = threading.Thread(target=self._training_loop, name="learner-training", daemon=True)
+        try:
+            self._wait_for_kafka()
+            if self.stop_event.is_set():
+                return
+            self._producer = Producer(producer_config(self.settings))
+            self._reannounce_newest()
+            events, items = self._consumers()
+            training.start()
+            try:
+                self._consume(events, items)
+            finally:
+                self.stop_event.set()
+                training.join()
+                self._checkpoint()
+                self._commit(events)
+                events.close()
+                items.close()
+        finally:
+            self.stop_event.set()
+            if self._producer is not None:
+                self._producer.flush(5)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _wait_for_kafka(self) -> None:
+        delay = 0.5
+        while not self.stop_event.is_set():
+            try:
+                ensure_topics(self.settings, timeout=10.0)
+                self.connected = True
+                return
+            except KafkaException as exc:
+                M.KAFKA_ERRORS.inc()
+                log.warning("Kafka not reachable (%s); retrying in %.1fs", exc, delay)
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _consumers(self) -> tuple[Consumer, Consumer]:
+        s = self.settings
+        events = Consumer(confluent_config(
+            s, **{"group.id": s.learner_group_id, "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                  "session.timeout.ms": int(s.session_timeout_s * 1000)}))
+        offsets = self.trainer.offsets
+
+        def on_assign(consumer, partitions):
+            for tp in partitions:
+                resume = offsets.get(f"{tp.topic}:{tp.partition}")
+                if resume is not None:
+                    tp.offset = resume
+            consumer.assign(partitions)
+            log.info("assigned %s", [(tp.topic, tp.partition, tp.offset) for tp in partitions])
+
+        events.subscribe([s.topic(EVENTS)], on_assign=on_assign)
+        items = Consumer(confluent_config(s, **{"group.id": f"{s.learner_group_id}-catalogue",
+                                                "enable.auto.commit": False}))
+        topic = s.topic(ITEMS)
+        meta = items.list_topics(topic, timeout=10)
+        items.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.topics[topic].partitions])
+        return events, items
+
+    def _consume(self, events: Consumer, items: Consumer) -> None:
+        s = self.settings
+        while not self.stop_event.is_set():
+            catalogue = []
+            for msg in items.consume(num_messages=2000, timeout=0.0):
+                if msg.error():
+                    M.KAFKA_ERRORS.inc()
+                    continue
+                if msg.value() is None:
+                    continue  # a tombstone: removal is not modelled, the item keeps its row
+                try:
+                    catalogue.append(parse_item(msg.value()))
+                except InvalidItem:
+                    M.INVALID.inc()
+            if catalogue:
+                self.trainer.add_items(catalogue)
+                M.ITEMS.set(len(self.trainer.item_ids))
+            batch, offsets = [], {}
+            for msg in events.consume(num_messages=2000, timeout=0.2):
+                if msg.error():
+                    M.KAFKA_ERRORS.inc()
+                    continue
+                good, bad = parse_message(msg.value(), s)
+                batch.extend(good)
+                if bad:
+                    M.INVALID.inc(len(bad))
+                offsets[f"{msg.topic()}:{msg.partition()}"] = msg.offset() + 1
+            if batch or offsets:
+                result = self.trainer.observe(batch, offsets)
+                M.EVENTS.inc(result.events)
+                M.PREQUENTIAL_SCORED.inc(result.scored)
+                M.PREQUENTIAL_HITS.inc(result.hits)
+                drift = self.trainer.drift
+                M.LIVE_HR10.set(drift.hit_rate if drift.enabled else 0.0)
+                if drift.detections > self._drift_counted:
+                    M.DRIFT_DETECTIONS.inc(drift.detections - self._drift_counted)
+                    self._drift_counted = drift.detections
+                M.ITEMS.set(len(self.trainer.item_ids))
+                M.USERS.set(len(self.trainer.log))
+            if self._commit_request is not None:
+                self._commit(events)
+            if self._producer is not None:
+                self._producer.poll(0)
+
+    def _commit(self, consumer: Consumer) -> None:
+        request, self._commit_request = self._commit_request, None
+        if not request:
+            return
+        tps = [TopicPartition(key.rsplit(":", 1)[0], int(key.rsplit(":", 1)[1]), off) for key, off in request.items()]
+        try:
+            consumer.commit(offsets=tps, asynchronous=False)
+        except KafkaException as exc:  # the checkpoint holds the offsets anyway
+            M.KAFKA_ERRORS.inc()
+            log.warning("offset commit failed (%s); the checkpoint keeps them", exc)
+
+    # -- training thread ------------------------------------------------------------------
+    def _training_loop(self) -> None:
+        self.trainer_alive = True
+        try:
+            while not self.stop_event.is_set():
+                trainer = self.trainer
+                if trainer.should_train():
+                    self._cycle()
+                elif (trainer.catalogue_changed_at is not None and time.monotonic() - trainer.catalogue_changed_at
+                      >= self.settings.learner_catalogue_publish_s):
+                    self._publish({"kind": "catalogue", "gate": "skipped",
+                                   "reason": "catalogue-only version: weights unchanged, vectors for new items",
+                                   **{k: v for k, v in self.last_scores.items() if k not in ("kind", "gate", "reason")}})
+                    self._checkpoint()
+                else:
+                    self.stop_event.wait(0.1)
+                M.MODEL_AGE.set(time.time() - self.published[-1].created_at if self.published else 0.0)
+        except Exception:
+            log.exception("training thread failed; stopping the learner")
+            self.stop_event.set()
+        finally:
+            self.trainer_alive = False
+
+    def _cycle(self) -> CycleResult:
+        trainer = self.trainer
+        trigger = "drift" if trainer.drift.triggered else (
+            "count" if trainer.pending_count >= max(self.settings.learner_train_every_events, 1) else "time")
+        result = trainer.train_cycle()
+        if result.decision == "skip":
+            return result
+        M.CYCLES.labels(trigger).inc()
+        M.CYCLE_DURATION.observe(result.duration_s)
+        M.TRAINING_LOSS.set(result.loss_last)
+        M.GATE_DECISIONS.labels(result.decision).inc()
+        self.gate_decisions[result.decision] = self.gate_decisions.get(result.decision, 0) + 1
+        M.CANDIDATE_NDCG10.set(result.candidate.get("ndcg@10", 0.0))
+        if result.probe:
+            M.PROBE_HR10.set(result.probe["hr@10"])
+            M.PROBE_NDCG10.set(result.probe["ndcg@10"])
+        buf = trainer.buffer
+        for store, held, cap in (("reservoir", len(buf), buf.reservoir_size), ("recent", buf.recent_count, buf.recent_size)):
+            M.REPLAY_EXAMPLES.labels(store).set(held)
+            M.REPLAY_FILL.labels(store).set(held / cap)
+        if result.accepted:
+            scores = {"kind": "trained", "gate": result.decision, "reason": result.reason, "trigger": trigger,
+                      "hr@10": result.candidate.get("hr@10"), "ndcg@10": result.candidate.get("ndcg@10"),
+                      "current_hr@10": result.current.get("hr@10"), "current_ndcg@10": result.current.get("ndcg@10"),
+                      "holdout_events": result.holdout_events, "loss": result.loss_last,
+                      "probe_hr@10": result.probe.get("hr@10"), "probe_ndcg@10": result.probe.get("ndcg@10"),
+                      "generation": trainer.generation, "events_seen": trainer.events_seen}
+            self._publish(scores)
+            self.last_scores = scores
+            M.NEWEST_HR10.set(scores["hr@10"] or 0.0)
+            M.NEWEST_NDCG10.set(scores["ndcg@10"] or 0.0)
+        else:
+            log.warning("gate refused the candidate: %s (candidate %s, current %s)",
+                        result.reason, result.candidate, result.current)
+        self._checkpoint()
+        return result
+
+    def _publish(self, scores: dict) -> None:
+        trainer = self.trainer
+        with trainer.lock:
+            trainer.catalogue_changed_at = None
+            ids, vectors, tensors, meta = trainer.export()
+        version = self.version + 1
+        announcement = write_version(self.models_dir, version, ids, vectors, tensors, scores, extra_metadata=meta)
+        self._announce(announcement.encode())
+        self.version = version
+        self.published.append(announcement)
+        M.MODEL_VERSION.set(version)
+        M.MODEL_CREATED.set(announcement.created_at)
+        M.VERSIONS_PUBLISHED.labels(scores.get("kind", "trained")).inc()
+        log.info("published version %d (%s): %d items", version, scores.get("kind"), len(ids))
+
+    def _announce(self, value: bytes) -> None:
+        """Produce the announcement and wait until the broker has it, retrying with backoff."""
+        delay, attempts = 0.5, 0
+        while True:
+            errors = []
+            self._producer.produce(self.settings.topic(MODEL_UPDATES), key=MODEL_KEY, value=value,
+                                   on_delivery=lambda err, msg: errors.append(err) if err else None)
+            left = self._producer.flush(10)
+            if not left and not errors:
+                return
+            attempts += 1
+            M.KAFKA_ERRORS.inc()
+            if self.stop_event.is_set() and attempts >= 3:
+                # The file is written; the next start re-announces the newest version.
+                log.error("announcement not delivered before shutdown (%s)", errors or "timeout")
+                return
+            log.warning("announcement not delivered (%s); retrying in %.1fs", errors or "timeout", delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    def _reannounce_newest(self) -> None:
+        """After a restart, announce the newest written version again (it may never have been)."""
+        path = self.models_dir / f"model-v{self.version:06d}.safetensors"
+        if not path.exists():
+            return
+        data = path.read_bytes()
+        n = int.from_bytes(data[:8], "little")
+        meta = json.loads(json.loads(data[8:8 + n])["__metadata__"]["streamrec"])
+        header = json.loads(data[8:8 + n])["item_vectors"]["shape"]
+        announcement = Announcement(self.version, float(meta["created_at"]), str(path.resolve()),
+                                    hashlib.sha256(data).hexdigest(), int(header[0]), int(header[1]),
+                                    dict(meta.get("scores") or {}))
+        self._announce(announcement.encode())
+        self.published.append(announcement)
+        self.last_scores = dict(announcement.scores)
+        M.MODEL_CREATED.set(announcement.created_at)
+        log.info("re-announced version %d after restart", self.version)
+
+    def _checkpoint(self) -> None:
+        save_checkpoint(self.checkpoint_path, self.trainer, self.version)
+        M.CHECKPOINTS.inc()
+        with self.trainer.lock:
+            self._commit_request = dict(self.trainer.offsets)
+
+    # -- HTTP -----------------------------------------------------------------------------
+    def _serve_http(self) -> None:
+        loop = asyncio.new_event_loop()
+        app = web.Application()
+        add_health_routes(app, self.not_ready)
+        runner = web.AppRunner(app)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, self.settings.http_host, self.settings.learner_port)
+        try:
+            loop.run_until_complete(site.start())
+        except OSError as exc:
+            log.error("cannot serve metrics on port %d: %s", self.settings.learner_port, exc)
+            return
+        self.http_port = self.settings.learner_port
+
+        async def wait_stop():
+            while not self.stop_event.is_set():
+                await asyncio.sleep(0.2)
+
+        loop.run_until_complete(wait_stop())
+        loop.run_until_complete(runner.cleanup())
+        loop.close()

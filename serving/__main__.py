@@ -1,0 +1,5 @@
+import sys
+
+from serving.main import main
+
+sys.exit(main())

@@ -1,0 +1,47 @@
+"""Prometheus metrics of the serving process (``streamrec_serving_*``).
+
+Labels are bounded sets only (path, outcome, source, kind): never a user or item id, which
+would grow the series without limit.
+"""
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Sub-millisecond to seconds: the target is p99 < 10 ms, so resolve that range finely.
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05,
+                    0.1, 0.25, 0.5, 1.0, 2.5)
+_LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0)
+
+REQUEST_LATENCY = Histogram(
+    "streamrec_serving_request_latency_seconds",
+    "Time to answer one recommendation-type request, by path (http, topic) and route.",
+    ["path", "route"], buckets=_LATENCY_BUCKETS)
+REQUESTS = Counter(
+    "streamrec_serving_requests",
+    "Requests answered, by path (http, topic), route and outcome (ok, client_error, shed, error).",
+    ["path", "route", "outcome"])
+IN_FLIGHT = Gauge("streamrec_serving_in_flight_requests", "HTTP requests being handled now.")
+COLD_START = Counter("streamrec_serving_cold_start", "Recommendations answered from trending (unknown users).")
+
+MODEL_VERSION = Gauge("streamrec_serving_model_version", "Model version serving answers (0: pre-model vectors).")
+MODEL_CREATED = Gauge("streamrec_serving_model_created_timestamp_seconds",
+                      "Creation time of the model version in use (age = now - this).")
+MODEL_SWAPS = Counter("streamrec_serving_model_swaps", "Index swaps, by kind (model, pre_model).", ["kind"])
+MODEL_ERRORS = Counter("streamrec_serving_model_load_errors",
+                       "Announced versions that could not be used, by reason.", ["reason"])
+INDEX_ITEMS = Gauge("streamrec_serving_index_items", "Items in the retrieval index.")
+INDEX_BUILD_SECONDS = Histogram("streamrec_serving_index_build_seconds",
+                                "Time to load a version and build its index (off the request path).",
+                                buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+
+REPLICA_USERS = Gauge("streamrec_serving_replica_users", "Users held in the serving state replica.")
+REPLICA_ITEMS = Gauge("streamrec_serving_catalogue_items", "Items known from the items topic.")
+REPLICA_RECORDS = Counter("streamrec_serving_replica_records",
+                          "Records consumed by the replica, by source topic kind and outcome.",
+                          ["source", "outcome"])
+EVENTS_APPLIED = Counter("streamrec_serving_events_applied", "Events applied to the replica from the events topic.")
+FRESHNESS_LAG = Histogram("streamrec_serving_freshness_lag_seconds",
+                          "Broker append time of an event to its application in the replica.",
+                          buckets=_LAG_BUCKETS)
+FRESHNESS_LAST = Gauge("streamrec_serving_freshness_lag_last_seconds",
+                       "Freshness lag of the newest event batch applied.")

@@ -1,0 +1,170 @@
+"""The model version serving answers from, swapped atomically when a new one arrives.
+
+A :class:`ModelBundle` is immutable: version, faiss index (with ids and vectors), the user
+encoder when the model ships one. Loading a version, verifying its checksum, building the
+faiss index and the user encoder all run in a single worker thread, off the event loop; the
+swap is then one reference assignment on the loop. A request reads ``holder.current`` once
+and uses that bundle to the end, so requests in flight during a swap finish on the version
+they started with and none fails.
+
+Before any model is published, the bundle is *version 0*: an index over the deterministic
+item vectors (:class:`~streamrec.item_vectors.ItemVectors`) of every item seen in the
+catalogue or in events, rebuilt at most every ``serving_index_refresh_s`` while new items
+appear. Once a model is loaded, the index holds exactly the model's items (new catalogue
+items become retrievable when the learner publishes their content vectors), and the
+replica's :class:`ItemVectors` adopt the model's vectors, as the streams worker's do.
+
+The user vector: when the model ships a user encoder
+(:func:`streamrec.model.user_encoder_from_snapshot`), it is computed from the freshest
+``UserState.recent``; otherwise (no encoder, the learner's module missing, or an encoder
+error) the online ``UserState.vector`` is used.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from serving import metrics
+from serving.state_replica import StateReplica
+from streamrec.model_store import Announcement, Snapshot
+from streamrec.retrieval import VectorIndex
+from streamrec.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _encoder_factory() -> Callable[[Snapshot], Any] | None:
+    # Guarded: the learner's module may not exist yet (or lack the function) in this build.
+    try:
+        from streamrec.model import user_encoder_from_snapshot
+    except ImportError:
+        return None
+    return user_encoder_from_snapshot
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """Everything one request needs from a model version; never mutated after creation."""
+
+    version: int
+    created_at: float
+    index: VectorIndex
+    user_encoder: Any | None
+    loaded_at: float
+    published: bool        # False for the version-0 index over deterministic vectors
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return self.index.ids
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self.index.vectors
+
+
+class ModelHolder:
+    """Holds the current :class:`ModelBundle`; loads and builds new ones off the loop."""
+
+    def __init__(self, settings: Settings, replica: StateReplica):
+        self.settings = settings
+        self.replica = replica
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="index-build")
+        self.current: ModelBundle = self._bundle_from(0, time.time(), [], np.zeros((0, settings.vector_dim),
+                                                                                 np.float32), None, False)
+        self.last_error: str | None = None
+        self._pre_model_size = 0
+
+    def _bundle_from(self, version: int, created_at: float, ids, vectors, encoder, published: bool) -> ModelBundle:
+        s = self.settings
+        index = VectorIndex.build(ids, vectors, hnsw_threshold=s.serving_hnsw_threshold,
+                                  hnsw_m=s.serving_hnsw_m, ef_search=s.serving_hnsw_ef_search)
+        return ModelBundle(version, created_at, index, encoder, time.time(), published)
+
+    def _build_published(self, snapshot: Snapshot) -> ModelBundle:
+        started = time.perf_counter()
+        encoder = None
+        factory = _encoder_factory()
+        if factory is not None:
+            try:
+                encoder = factory(snapshot)
+            except Exception as exc:   # a broken encoder must not block the item vectors
+                log.error("model version %s: user encoder unusable, using the online vector: %s",
+                          snapshot.version, exc)
+                metrics.MODEL_ERRORS.labels("encoder").inc()
+        bundle = self._bundle_from(snapshot.version, snapshot.created_at, snapshot.item_ids,
+                                   snapshot.item_vectors, encoder, True)
+        metrics.INDEX_BUILD_SECONDS.observe(time.perf_counter() - started)
+        return bundle
+
+    async def install(self, snapshot: Snapshot, announcement: Announcement | None = None) -> ModelBundle | None:
+        """Build ``snapshot``'s bundle in the worker thread, then swap it in. None if rejected."""
+        dim = snapshot.item_vectors.shape[1] if snapshot.item_vectors.ndim == 2 else -1
+        loop = asyncio.get_running_loop()
+        try:
+            bundle = await loop.run_in_executor(self._executor, self._build_published, snapshot)
+        except Exception as exc:
+            self.reject(announcement, f"index build failed: {exc}", "build")
+            return None
+        if dim != self.settings.vector_dim and bundle.user_encoder is None:
+            # The online user vectors live in settings.vector_dim: they cannot query this index.
+            self.reject(announcement, f"dim {dim} != STREAMREC_VECTOR_DIM {self.settings.vector_dim} "
+                                      "and no user encoder", "dim_mismatch")
+            return None
+        if dim == self.settings.vector_dim:
+            self.replica.item_vectors.replace(snapshot.item_ids, snapshot.item_vectors, snapshot.version)
+        self.swap(bundle)
+        log.info("serving model version %s (%d items, %s index, user encoder: %s)", bundle.version,
+                 len(bundle.index), bundle.index.kind, "yes" if bundle.user_encoder is not None else "no")
+        return bundle
+
+    def swap(self, bundle: ModelBundle) -> None:
+        self.current = bundle   # one reference assignment: the atomic swap
+        metrics.MODEL_VERSION.set(bundle.version)
+        metrics.MODEL_CREATED.set(bundle.created_at)
+        metrics.INDEX_ITEMS.set(len(bundle.index))
+        metrics.MODEL_SWAPS.labels("model" if bundle.published else "pre_model").inc()
+
+    def reject(self, announcement: Announcement | None, reason: str, kind: str) -> None:
+        version = announcement.version if announcement is not None else "?"
+        self.last_error = f"version {version}: {reason}"
+        log.error("model version %s not used, keeping version %s: %s", version, self.current.version, reason)
+        metrics.MODEL_ERRORS.labels(kind).inc()
+
+    async def refresh_pre_model(self) -> bool:
+        """Before any model: rebuild the index when items appeared. True if it swapped."""
+        if self.current.published:
+            return False
+        vectors = self.replica.item_vectors
+        n = len(vectors)
+        if n == self._pre_model_size:
+            return False
+        # Copy on the loop thread: the matrix may be reallocated while the worker builds.
+        ids, matrix = list(vectors.ids[:n]), vectors.matrix[:n].copy()
+        self._pre_model_size = n
+        loop = asyncio.get_running_loop()
+        bundle = await loop.run_in_executor(self._executor, self._bundle_from, 0, time.time(), ids, matrix,
+                                            None, False)
+        if self.current.published:   # a model arrived while this was building: it wins
+            return False
+        self.swap(bundle)
+        return True
+
+    async def run_pre_model_refresh(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.refresh_pre_model()
+            except Exception:
+                log.exception("pre-model index refresh failed")
+            try:
+                await asyncio.wait_for(stop.wait(), self.settings.serving_index_refresh_s)
+            except asyncio.TimeoutError:
+                pass
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,132 @@
+"""One serving process: replica consumers, model holder, HTTP server and request agent.
+
+:class:`ServingProcess` starts and stops everything on the running event loop, so the same
+object serves ``streamrec serve``, the integration tests and the benchmark (in-process, on a
+free port).
+
+Examples
+--------
+>>> async def demo(settings):                      # doctest: +SKIP
+...     async with ServingProcess(settings) as serving:
+...         await serving.wait_ready(30)
+...         print(serving.url)
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from serving.http_api import build_app
+from serving.model_holder import ModelHolder
+from serving.recommender_service import RecommenderService
+from serving.replica_feeds import ReplicaFeeds, wait_until
+from serving.request_agent import RequestAgent
+from serving.state_replica import StateReplica
+from streamrec.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ServingProcess:
+    def __init__(self, settings: Settings, *, http: bool = True, topic_agent: bool = True):
+        self.settings = settings
+        self.replica = StateReplica(settings)
+        self.holder = ModelHolder(settings, self.replica)
+        self.service = RecommenderService(settings, self.replica, self.holder)
+        self.feeds = ReplicaFeeds(settings, self.replica, self.holder)
+        self.agent = RequestAgent(settings, self.service) if topic_agent else None
+        self.http_enabled = http
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.http_host}:{self.port}"
+
+    def not_ready(self) -> list[str]:
+        return self.feeds.not_ready()
+
+    async def start(self) -> "ServingProcess":
+        await self.feeds.start()
+        if self.http_enabled:
+            app = build_app(self.service, self.not_ready)
+            self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port, backlog=1024)
+            await site.start()
+            self.port = self._runner.addresses[0][1]
+            log.info("serving HTTP on %s", self.url)
+        if self.agent is not None:
+            await self.agent.start()
+        return self
+
+    async def wait_ready(self, timeout: float, *, agent: bool = False) -> None:
+        """Wait until /readyz would answer 200 (and, with ``agent``, requests are assigned)."""
+        ok = await wait_until(lambda: not self.not_ready() and (not agent or self.agent is None
+                                                                 or self.agent.assigned()), timeout)
+        if not ok:
+            raise TimeoutError(f"serving not ready after {timeout}s: {self.not_ready()}")
+
+    async def stop(self) -> None:
+        # Stop taking requests first, then the consumers that feed them.
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.agent is not None:
+            try:
+                await self.agent.stop()
+            except Exception:
+                log.exception("request agent did not stop cleanly")
+        await self.feeds.stop()
+        self.holder.close()
+
+    async def __aenter__(self) -> "ServingProcess":
+        return await self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+
+class ServingThread:
+    """A :class:`ServingProcess` on its own event loop in a daemon thread.
+
+    For callers that are not asyncio programs themselves (tests with a synchronous client,
+    the benchmark's load generator running on another loop).
+    """
+
+    def __init__(self, settings: Settings, **kwargs):
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.settings, self._kwargs = settings, kwargs
+        self.process: ServingProcess | None = None
+        self._thread = threading.Thread(target=self.loop.run_forever, name="serving", daemon=True)
+
+    def start(self, ready_timeout: float = 60.0, *, agent: bool = False) -> "ServingThread":
+        self._thread.start()
+        self.process = self.call(self._create())   # built on its loop: Faust binds to the loop it sees
+        self.call(self.process.start())
+        self.call(self.process.wait_ready(ready_timeout, agent=agent))
+        return self
+
+    async def _create(self) -> ServingProcess:
+        return ServingProcess(self.settings, **self._kwargs)
+
+    def call(self, coro, timeout: float | None = 120.0):
+        """Run ``coro`` on the serving loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        try:
+            if self.process is not None:
+                self.call(self.process.stop(), timeout=60)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            self.loop.close()
+
+    @property
+    def url(self) -> str:
+        return self.process.url

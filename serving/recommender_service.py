@@ -1,0 +1,207 @@
+"""The recommend logic shared by the HTTP API and the request-topic agent.
+
+One call, :meth:`RecommenderService.recommend`, turns a validated request into the response
+contract of ``DESIGN.md``::
+
+    {"request_id", "user_id", "items": [{"item_id", "score", "reason", "reason_kind",
+     "title"?, "reason_title"?}], "model_version", "state_time", "served_at"}
+
+* ``reason`` is the item id in the user's recent history that most supports the item
+  (``reason_kind`` ``"history"``), or one of ``"trending"``, ``"new"``, ``"explore"``
+  (``reason_kind`` the same word), so an id that happens to be spelled "trending" stays
+  unambiguous.
+* ``state_time`` is the event time of the newest event applied for that user (null for an
+  unknown user, who gets trending items, never an error).
+
+Steps: read the model bundle once (a swap mid-request cannot affect this request), compute
+the user vector (the model's user encoder over the freshest history, else the online
+vector), retrieve candidates from faiss with the seen items excluded, filter by the
+request's item and tag constraints, re-rank (:func:`streamrec.rerank.rerank`: MMR diversity,
+exploration, reasons), top up from trending when a small catalogue runs out, and record
+exposure so exploration favours what has been shown least.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+from serving import metrics
+from serving.model_holder import ModelBundle, ModelHolder
+from serving.request_model import RecRequest, RequestError
+from serving.state_replica import StateReplica
+from streamrec.rerank import EXPLORE, NEW, TRENDING, ExplorePool, Ranked, rerank
+from streamrec.settings import Settings
+from streamrec.user_state import UserState
+
+EXPLORE_SAMPLE = 64          # pool items drawn per request (bounds the cost on big catalogues)
+HISTORY_FOR_REASONS = 20     # most recent history items considered as a reason
+ENCODER_CACHE = 50_000       # users whose encoder output is cached (keyed by state and version)
+
+
+class RecommenderService:
+    """Answers recommendation, similar-items and user-state requests from replica + model."""
+
+    def __init__(self, settings: Settings, replica: StateReplica, holder: ModelHolder):
+        self.settings = settings
+        self.replica = replica
+        self.holder = holder
+        self.exposure: dict[str, int] = {}
+        self._encoded: OrderedDict[str, tuple[int, int, np.ndarray]] = OrderedDict()
+
+    # --- user vector ------------------------------------------------------------------------
+    def user_vector(self, bundle: ModelBundle, user_id: str, state: UserState) -> np.ndarray | None:
+        encoder = bundle.user_encoder
+        if encoder is not None and state.recent:
+            cached = self._encoded.get(user_id)
+            if cached is not None and cached[0] == state.applied and cached[1] == bundle.version:
+                self._encoded.move_to_end(user_id)
+                return cached[2]
+            try:
+                vector = np.asarray(encoder.encode([list(state.recent)]), dtype=np.float32)[0]
+            except Exception:
+                metrics.MODEL_ERRORS.labels("encoder").inc()
+                vector = None
+            if vector is not None and vector.shape == (bundle.index.dim,) and np.isfinite(vector).all():
+                self._encoded[user_id] = (state.applied, bundle.version, vector)
+                if len(self._encoded) > ENCODER_CACHE:
+                    self._encoded.popitem(last=False)
+                return vector
+        vector = state.vector
+        if vector.shape != (bundle.index.dim,) or not np.any(vector):
+            return None
+        return vector
+
+    # --- recommendations ----------------------------------------------------------------------
+    def _allowed(self, item_id: str, req: RecRequest) -> bool:
+        if req.require_items and item_id not in req.require_items:
+            return False
+        if req.exclude_tags or req.require_tags:
+            tags = self.replica.tags(item_id)
+            if req.exclude_tags and not req.exclude_tags.isdisjoint(tags):
+                return False
+            if req.require_tags and req.require_tags.isdisjoint(tags):
+                return False
+        return True
+
+    def _seed(self, req: RecRequest, state: UserState | None) -> int:
+        if req.seed is not None:
+            return req.seed
+        # Same user, same state, same answer; it changes as the user's state does.
+        text = f"{self.settings.serving_seed}/{req.user_id}/{state.applied if state else 0}"
+        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+    def _explore_pool(self, bundle: ModelBundle, user_vector: np.ndarray | None, exclude: set[str],
+                      req: RecRequest, seed: int) -> ExplorePool | None:
+        n = len(bundle.index)
+        if n == 0:
+            return None
+        rng = np.random.default_rng(seed ^ 0x5EED)
+        rows = rng.choice(n, size=min(n, EXPLORE_SAMPLE), replace=False)
+        ids = [bundle.ids[r] for r in rows]
+        keep = [j for j, i in enumerate(ids) if i not in exclude and self._allowed(i, req)]
+        if not keep:
+            return None
+        rows, ids = rows[keep], [ids[j] for j in keep]
+        exposure = np.fromiter((self.exposure.get(i, 0) for i in ids), dtype=np.float64, count=len(ids))
+        interactions = self.replica.trending.counts(ids)
+        scores = bundle.vectors[rows] @ user_vector if user_vector is not None else np.zeros(len(ids))
+        # Least shown first, most strongly: weight 1 / (1 + exposure)^2.
+        return ExplorePool(ids, scores, 1.0 / (1.0 + exposure) ** 2, interactions == 0)
+
+    def recommend(self, req: RecRequest) -> dict:
+        bundle = self.holder.current      # read once: this request's version, whatever swaps
+        state = self.replica.users.get(req.user_id)
+        history = [i for i, _, _ in state.recent] if state is not None else []
+        exclude = set(req.exclude_items) | (set() if req.include_seen else set(history))
+        diversity = self.settings.serving_diversity if req.diversity is None else req.diversity
+        exploration = self.settings.serving_exploration if req.exploration is None else req.exploration
+        seed = self._seed(req, state)
+        user_vector = self.user_vector(bundle, req.user_id, state) if state is not None else None
+        filtered = bool(req.require_items or req.exclude_tags or req.require_tags)
+        fetch = max(self.settings.serving_candidates, 4 * req.k) * (4 if filtered else 1)
+
+        if user_vector is not None and len(bundle.index):
+            rows, scores = bundle.index.search_rows(user_vector, fetch, [exclude])[0]
+            ids = [bundle.ids[r] for r in rows]
+            keep = [j for j, i in enumerate(ids) if self._allowed(i, req)] if filtered else range(len(ids))
+            cand_ids = [ids[j] for j in keep]
+            cand_scores, cand_vectors = scores[list(keep)], bundle.vectors[rows[list(keep)]]
+            recent = list(dict.fromkeys(reversed(history)))[:HISTORY_FOR_REASONS]
+            recent = [i for i in recent if i in bundle.index]
+            hist_vectors = bundle.vectors[bundle.index.rows(recent)]
+        else:
+            metrics.COLD_START.inc()
+            top = [(i, s) for i, s in self.replica.trending.top(fetch, exclude) if self._allowed(i, req)]
+            cand_ids, cand_scores = [i for i, _ in top], np.array([s for _, s in top], dtype=np.float64)
+            cand_vectors = self._vectors_or_zeros(bundle, cand_ids)
+            recent, hist_vectors = [], None
+
+        pool = self._explore_pool(bundle, user_vector, exclude | set(cand_ids[: req.k]), req, seed) \
+            if exploration > 0 else None
+        ranked = rerank(cand_ids, cand_scores, cand_vectors, k=req.k, diversity=diversity,
+                        exploration=exploration, seed=seed, exclude=exclude, history_ids=recent,
+                        history_vectors=hist_vectors, explore_pool=pool)
+        if len(ranked) < req.k:   # a small catalogue ran out of candidates: top up from trending
+            taken = exclude | {r.item_id for r in ranked}
+            ranked += [Ranked(i, s, TRENDING) for i, s in self.replica.trending.top(req.k - len(ranked) + 50, taken)
+                       if self._allowed(i, req)][: req.k - len(ranked)]
+        for r in ranked:
+            self.exposure[r.item_id] = self.exposure.get(r.item_id, 0) + 1
+        return {"request_id": req.request_id, "user_id": req.user_id,
+                "items": [self._item_json(r) for r in ranked], "model_version": bundle.version,
+                "state_time": (state.last_event_time or None) if state is not None else None,
+                "served_at": time.time()}
+
+    @staticmethod
+    def _vectors_or_zeros(bundle: ModelBundle, ids: list[str]) -> np.ndarray:
+        out = np.zeros((len(ids), bundle.index.dim), dtype=np.float32)
+        for j, i in enumerate(ids):
+            row = bundle.index.row_of.get(i)
+            if row is not None:
+                out[j] = bundle.vectors[row]
+        return out
+
+    def _item_json(self, r: Ranked) -> dict:
+        kind = r.reason if r.reason in (TRENDING, NEW, EXPLORE) else "history"
+        out = {"item_id": r.item_id, "score": round(float(r.score), 6), "reason": r.reason, "reason_kind": kind}
+        title = self.replica.title(r.item_id)
+        if title:
+            out["title"] = title
+        if kind == "history":
+            reason_title = self.replica.title(r.reason)
+            if reason_title:
+                out["reason_title"] = reason_title
+        return out
+
+    # --- other reads ------------------------------------------------------------------------
+    def similar(self, item_id: str, k: int) -> dict:
+        bundle = self.holder.current
+        if item_id not in bundle.index:
+            raise RequestError("item_id", f"item {item_id[:64]!r} is not in model version {bundle.version}",
+                               status=404)
+        items = []
+        for other, score in bundle.index.similar(item_id, k):
+            entry = {"item_id": other, "score": round(score, 6), "reason": item_id, "reason_kind": "similar"}
+            title = self.replica.title(other)
+            if title:
+                entry["title"] = title
+            items.append(entry)
+        return {"item_id": item_id, "title": self.replica.title(item_id), "items": items,
+                "model_version": bundle.version, "served_at": time.time()}
+
+    def user(self, user_id: str) -> dict:
+        view = self.replica.user_view(user_id)
+        if view is None:
+            raise RequestError("user_id", f"no state for user {user_id[:64]!r} (recommendations for "
+                                          "unknown users are trending items)", status=404)
+        bundle = self.holder.current
+        state = self.replica.users[user_id]
+        vector = self.user_vector(bundle, user_id, state)
+        view["model_version"] = bundle.version
+        view["serving_vector_norm"] = float(np.linalg.norm(vector)) if vector is not None else None
+        view["serving_vector_source"] = ("user_encoder" if bundle.user_encoder is not None and state.recent
+                                         else "online")
+        return view

@@ -1,0 +1,146 @@
+"""Recommendations over Kafka: a Faust agent on ``rec-requests`` replying on ``reply_to``.
+
+A request is a JSON object on ``rec-requests`` (key ``user_id``)::
+
+    {"request_id": "r-1", "user_id": "196", "k": 10, "reply_to": "rec-responses", ...options}
+
+with the same options as ``POST /recommendations``. The answer goes to ``reply_to``
+(default ``rec-responses``, under the deployment's topic prefix) keyed by ``request_id``,
+carrying the same ``request_id``: the HTTP response body. Anything wrong gets an *error
+reply*, never silence: ``{"request_id", "user_id", "error", "field", "status"}``; when the
+message is not even JSON the reply goes to the default topic with the ``request_id`` null.
+``reply_to`` may not name one of the system's own topics (events, items, model updates,
+requests, Faust's internal topics), so a client cannot make serving write into them.
+
+The agent runs in its own Faust app (``streamrec-serving``), so several serving processes
+form one consumer group and split the request partitions. Every serving process keeps a
+full replica of all users' state (:mod:`serving.state_replica`), so whichever worker gets a
+request's partition can answer it from the freshest state. Requests older than
+``serving_request_timeout_s`` (the client has given up) are dropped and counted instead of
+answered, so a backlog after a restart drains quickly.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+
+import faust
+
+from serving import metrics
+from serving.recommender_service import RecommenderService
+from serving.request_model import TOPIC_FIELDS, RequestError, parse_request
+from streamrec.kafka import faust_broker_kwargs
+from streamrec.settings import Settings
+from streamrec.topics import EVENTS, EVENTS_DLQ, ITEMS, MODEL_UPDATES, REC_REQUESTS, REC_RESPONSES
+
+log = logging.getLogger(__name__)
+
+SERVING_APP_ID = "streamrec-serving"
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_MAX_REPLY_TOPICS = 256
+
+
+class RequestAgent:
+    """The Faust app and agent answering ``rec-requests``."""
+
+    def __init__(self, settings: Settings, service: RecommenderService):
+        self.settings = s = settings
+        self.service = service
+        (s.state_dir / "faust-serving").mkdir(parents=True, exist_ok=True)
+        self.app = faust.App(
+            s.topic(SERVING_APP_ID), **faust_broker_kwargs(s), store="memory://", web_enabled=False,
+            topic_partitions=s.partitions, topic_replication_factor=s.replication_factor,
+            broker_session_timeout=s.session_timeout_s,
+            broker_heartbeat_interval=max(0.5, s.session_timeout_s / 6),
+            broker_request_timeout=max(30.0, s.session_timeout_s * 5),
+            consumer_auto_offset_reset="earliest", key_serializer="raw", value_serializer="raw",
+            datadir=str(s.state_dir / "faust-serving"), producer_linger=0.0)
+        self.requests_topic = self.app.topic(s.topic(REC_REQUESTS), key_serializer="raw", value_serializer="raw",
+                                             partitions=s.partitions)
+        self.default_reply = s.topic(REC_RESPONSES)
+        self._reply_topics: dict[str, faust.types.TopicT] = {}
+        self._forbidden = {s.topic(t) for t in (EVENTS, EVENTS_DLQ, ITEMS, MODEL_UPDATES, REC_REQUESTS)}
+        self.answered = 0
+        self.app.agent(self.requests_topic, name="answer_requests")(self._agent)
+
+    def assigned(self) -> bool:
+        consumer = getattr(self.app, "_consumer", None)
+        return bool(consumer is not None and any(tp.topic == self.requests_topic.get_topic_name()
+                                                 for tp in consumer.assignment()))
+
+    async def start(self) -> None:
+        await self.app.start()
+
+    async def stop(self) -> None:
+        await self.app.stop()
+
+    def _reply_topic(self, name: str):
+        topic = self._reply_topics.get(name)
+        if topic is None:
+            if len(self._reply_topics) >= _MAX_REPLY_TOPICS:
+                self._reply_topics.clear()
+            topic = self._reply_topics[name] = self.app.topic(name, key_serializer="raw", value_serializer="raw")
+        return topic
+
+    def _check_reply_to(self, value) -> str:
+        if value is None or value == "":
+            return self.default_reply
+        if not isinstance(value, str) or not _TOPIC_NAME.match(value):
+            raise RequestError("reply_to", "must be a topic name (letters, digits, '.', '_', '-')")
+        internal = self.settings.topic("streamrec-")
+        if value in self._forbidden or value.startswith(internal):
+            raise RequestError("reply_to", "may not be one of the system's own topics")
+        return value
+
+    def handle(self, raw: bytes | None) -> tuple[str, bytes, bytes]:
+        """Answer one request message: (reply topic, reply key, reply value). Never raises."""
+        reply_to, request_id, user_id = self.default_reply, None, None
+        try:
+            try:
+                doc = json.loads(raw) if raw is not None else None
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise RequestError("body", f"not valid JSON: {str(exc)[:120]}") from None
+            if not isinstance(doc, dict):
+                raise RequestError("body", "must be a JSON object")
+            if isinstance(doc.get("request_id"), (str, int)) and not isinstance(doc.get("request_id"), bool):
+                request_id = str(doc["request_id"])[:128]
+            if isinstance(doc.get("user_id"), (str, int)):
+                user_id = str(doc["user_id"])[: self.settings.max_id_length]
+            reply_to = self._check_reply_to(doc.get("reply_to"))
+            if request_id is None:
+                raise RequestError("request_id", "is required on the request topic")
+            req = parse_request({k: v for k, v in doc.items() if k != "reply_to"}, self.settings,
+                                allowed=TOPIC_FIELDS)
+            body = self.service.recommend(req)
+            outcome = "ok"
+        except RequestError as exc:
+            body = {"request_id": request_id, "user_id": user_id, "error": exc.message, "field": exc.field,
+                    "status": exc.status}
+            outcome = "client_error"
+        except Exception as exc:   # an internal failure still gets an answer
+            log.exception("request %r failed", request_id)
+            body = {"request_id": request_id, "user_id": user_id, "error": f"internal error: {type(exc).__name__}",
+                    "field": None, "status": 500}
+            outcome = "error"
+        metrics.REQUESTS.labels("topic", "recommendations", outcome).inc()
+        key = (request_id or "").encode()
+        return reply_to, key, json.dumps(body, separators=(",", ":")).encode()
+
+    async def _agent(self, stream):
+        timeout = self.settings.serving_request_timeout_s
+        async for event in stream.events():
+            started = time.perf_counter()
+            sent_at = event.message.timestamp
+            if sent_at and time.time() - sent_at > timeout:
+                metrics.REQUESTS.labels("topic", "recommendations", "expired").inc()
+                continue
+            reply_to, key, value = self.handle(event.value)
+            try:
+                await self._reply_topic(reply_to).send(key=key, value=value)
+            except Exception:
+                log.exception("could not send the reply to %r", reply_to)
+                metrics.REQUESTS.labels("topic", "recommendations", "reply_failed").inc()
+            self.answered += 1
+            metrics.REQUEST_LATENCY.labels("topic", "recommendations").observe(time.perf_counter() - started)

@@ -1,0 +1,141 @@
+"""The recommendation request: its fields, their validation, and the error a client sees.
+
+One parser serves both paths: HTTP query strings (every value a string), HTTP JSON bodies
+and request-topic messages (JSON values). Every problem raises :class:`RequestError` naming
+the offending field, so a client is told what to fix, never just "bad request".
+
+Examples
+--------
+>>> from streamrec.settings import Settings
+>>> r = parse_request({"user_id": 196, "k": "5", "exclude_tags": "Horror,War"}, Settings())
+>>> r.user_id, r.k, sorted(r.exclude_tags)
+('196', 5, ['Horror', 'War'])
+>>> try:
+...     parse_request({"user_id": "u", "k": 0}, Settings())
+... except RequestError as exc:
+...     print(exc.to_dict())
+{'error': 'must be between 1 and 200', 'field': 'k'}
+"""
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from streamrec.settings import Settings
+
+MAX_LIST = 1000
+MAX_REQUEST_ID = 128
+FIELDS = ("request_id", "user_id", "k", "exclude_items", "require_items", "exclude_tags", "require_tags",
+          "diversity", "exploration", "seed", "include_seen")
+TOPIC_FIELDS = FIELDS + ("reply_to",)
+
+
+class RequestError(ValueError):
+    """A client error: ``field`` names what is wrong (None when it is the whole request)."""
+
+    def __init__(self, field: str | None, message: str, status: int = 400):
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field, self.message, self.status = field, message, status
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.message, "field": self.field}
+
+
+@dataclass(frozen=True)
+class RecRequest:
+    request_id: str
+    user_id: str
+    k: int
+    exclude_items: frozenset[str] = frozenset()
+    require_items: frozenset[str] = frozenset()   # candidates restricted to these (re-ranking a set)
+    exclude_tags: frozenset[str] = frozenset()
+    require_tags: frozenset[str] = frozenset()    # an item must carry at least one of them
+    diversity: float | None = None
+    exploration: float | None = None
+    seed: int | None = None
+    include_seen: bool = False
+
+
+def _ident(value: Any, field: str, max_len: int) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise RequestError(field, "must be a string or an integer")
+    text = str(value)
+    if not text or len(text) > max_len or not text.isprintable():
+        raise RequestError(field, f"must be 1..{max_len} printable characters")
+    return text
+
+
+def _int(value: Any, field: str, low: int, high: int) -> int:
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise RequestError(field, "must be an integer") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(field, "must be an integer")
+    if not low <= value <= high:
+        raise RequestError(field, f"must be between {low} and {high}")
+    return value
+
+
+def _fraction(value: Any, field: str) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise RequestError(field, "must be a number") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RequestError(field, "must be a finite number")
+    if not 0.0 <= value <= 1.0:
+        raise RequestError(field, "must be between 0 and 1")
+    return float(value)
+
+
+def _id_set(value: Any, field: str, max_len: int) -> frozenset[str]:
+    if isinstance(value, str):   # query strings: comma-separated
+        value = [v for v in value.split(",") if v]
+    if not isinstance(value, list):
+        raise RequestError(field, "must be a list of ids (or a comma-separated string)")
+    if len(value) > MAX_LIST:
+        raise RequestError(field, f"at most {MAX_LIST} entries")
+    return frozenset(_ident(v, field, max_len) for v in value)
+
+
+def _bool(value: Any, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "0", "false", "no"):
+        return value.lower() in ("1", "true", "yes")
+    raise RequestError(field, "must be true or false")
+
+
+def parse_request(doc: Any, settings: Settings, *, allowed: tuple[str, ...] = FIELDS) -> RecRequest:
+    """Validate a request document (JSON object or query mapping) into a :class:`RecRequest`."""
+    if not isinstance(doc, Mapping):
+        raise RequestError(None, "the request must be a JSON object")
+    unknown = sorted(str(k) for k in doc if k not in allowed)
+    if unknown:
+        raise RequestError(unknown[0][:64], f"unknown field (known: {', '.join(allowed)})")
+    max_id = settings.max_id_length
+    if doc.get("user_id") is None or doc.get("user_id") == "":
+        raise RequestError("user_id", "is required")
+    request_id = doc.get("request_id")
+    request_id = uuid.uuid4().hex if request_id in (None, "") else _ident(request_id, "request_id",
+                                                                         MAX_REQUEST_ID)
+    opt = {}
+    if doc.get("diversity") is not None:
+        opt["diversity"] = _fraction(doc["diversity"], "diversity")
+    if doc.get("exploration") is not None:
+        opt["exploration"] = _fraction(doc["exploration"], "exploration")
+    if doc.get("seed") is not None:
+        opt["seed"] = _int(doc["seed"], "seed", 0, 2**63 - 1)
+    if doc.get("include_seen") is not None:
+        opt["include_seen"] = _bool(doc["include_seen"], "include_seen")
+    for name in ("exclude_items", "require_items", "exclude_tags", "require_tags"):
+        if doc.get(name) is not None:
+            opt[name] = _id_set(doc[name], name, max_id)
+    k = doc.get("k")
+    k = settings.serving_default_k if k in (None, "") else _int(k, "k", 1, settings.serving_max_k)
+    return RecRequest(request_id=request_id, user_id=_ident(doc["user_id"], "user_id", max_id), k=k, **opt)

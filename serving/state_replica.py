@@ -1,0 +1,186 @@
+"""Serving's read replica of every user's state, the catalogue and trending.
+
+How state reaches serving
+-------------------------
+The streams worker owns user state (Faust table ``user_state``, changelog
+``streamrec-streams-user_state-changelog``). Serving keeps a *full replica* of it, fed by two
+sources at once, and applies both with the streams worker's own code:
+
+* the **changelog**, read from the beginning with manual partition assignment (no consumer
+  group), bootstraps the replica: a record replaces the replica's state for its user only if
+  its watermark is at least the replica's on every partition the replica has seen, so an
+  older record can never roll a user back;
+* the **events topic** itself, also read from the beginning, is applied on top with
+  :func:`~streamrec.events.parse_message` and :meth:`~streamrec.user_state.UserState.apply`
+  at the same (partition, offset, index among valid events) positions, weights, half-life and
+  limits as the streams worker. The per-partition watermark in each state makes this
+  idempotent: an event the changelog state already holds is skipped.
+
+So an acknowledged event is visible to the next request after one broker-to-serving fetch
+(milliseconds), without waiting for the streams worker to process it and write its changelog,
+and the two sources converge whatever order they arrive in. The user vector uses
+:class:`~streamrec.item_vectors.ItemVectors` exactly as the streams worker does (a
+deterministic vector per id until a model arrives, then the model's item vectors).
+
+Trending is computed here from the same events (see :mod:`serving.trending`); the
+``item_popularity`` changelog is not read, so nothing is counted twice. The catalogue comes
+from the compacted ``items`` topic (titles and tags for reasons, filters and ``/items``).
+
+This class is pure state: the Kafka consumers that feed it are in :mod:`serving.replica_feeds`.
+
+Examples
+--------
+>>> from streamrec.settings import Settings
+>>> replica = StateReplica(Settings(vector_dim=8))
+>>> replica.apply_events(0, 7, b'{"user_id": "u1", "item_id": "i9", "event_type": "click",'
+...                      b' "timestamp": 1.0e9}')
+1
+>>> replica.apply_events(0, 7, b'{"user_id": "u1", "item_id": "i9", "event_type": "click",'
+...                      b' "timestamp": 1.0e9}')   # the same position again: skipped
+0
+>>> replica.users["u1"].recent
+[('i9', 'click', 1000000000.0)]
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+import numpy as np
+
+from serving import metrics
+from serving.trending import DecayedPopularity
+from streamrec.events import Event, parse_message
+from streamrec.item_vectors import ItemVectors
+from streamrec.items import InvalidItem, Item, parse_item
+from streamrec.settings import Settings
+from streamrec.user_state import UserState, decode_state
+
+log = logging.getLogger(__name__)
+
+
+def _not_older(record: UserState, current: UserState) -> bool:
+    """True when ``record`` has applied at least what ``current`` has, on every partition."""
+    for partition, mark in current.watermarks.items():
+        theirs = record.watermarks.get(partition)
+        if theirs is None or tuple(theirs) < tuple(mark):
+            return False
+    return True
+
+
+class StateReplica:
+    """Every user's :class:`UserState`, the catalogue and trending, as serving sees them."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.weights = settings.weights
+        self.users: dict[str, UserState] = {}
+        self.item_vectors = ItemVectors(settings.vector_dim)
+        self.catalogue: dict[str, Item] = {}
+        self.trending = DecayedPopularity(settings.popularity_half_life_s)
+        self.events_applied = 0
+        self.rejected = 0
+
+    # --- the events topic -------------------------------------------------------------------
+    def apply_events(self, partition: int, offset: int, raw: bytes | None) -> int:
+        """Apply one ``events`` message (one event or a packed batch); returns events applied."""
+        events, rejections = parse_message(raw, self.settings)
+        self.rejected += len(rejections)
+        if not events:
+            return 0
+        return self.apply_parsed([(ev, (partition, offset, index)) for index, ev in enumerate(events)])
+
+    def apply_parsed(self, located: list[tuple[Event, tuple[int, int, int]]]) -> int:
+        """Apply validated events with their source positions, grouped per user in order."""
+        s = self.settings
+        vectors = self.item_vectors.lookup([ev.item_id for ev, _ in located])
+        by_user: dict[str, list[int]] = defaultdict(list)
+        for k, (ev, _) in enumerate(located):
+            by_user[ev.user_id].append(k)
+        applied_total = 0
+        counted: list[int] = []
+        for user_id, ks in by_user.items():
+            state = self.users.get(user_id)
+            if state is None:
+                state = self.users[user_id] = UserState.empty(s.vector_dim)
+            result = state.apply([located[k][0] for k in ks], vectors[ks], [located[k][1] for k in ks],
+                                 weights=self.weights, half_life=s.user_vector_half_life_s,
+                                 recent_limit=s.recent_items, dedup_limit=s.dedup_ids)
+            if isinstance(result, int):   # older UserState.apply returned a count
+                applied_total += result
+                counted.extend(ks)
+            else:
+                applied_total += len(result.applied)
+                # Trending counts every event that is not an event_id duplicate, including
+                # ones a changelog state already held: trending is computed here, not there.
+                counted.extend(ks[j] for j in result.unique)
+        if counted:
+            evs = [located[k][0] for k in counted]
+            self.trending.add([ev.item_id for ev in evs], (ev.timestamp for ev in evs),
+                              (self.weights.get(ev.event_type, 1.0) for ev in evs))
+        self.events_applied += applied_total
+        return applied_total
+
+    # --- the user_state changelog --------------------------------------------------------------
+    def apply_user_record(self, key: bytes | str | None, raw: bytes | None) -> bool:
+        """Adopt a changelog record if it is not older than the replica's; True if adopted."""
+        if key is None:
+            return False
+        user_id = key.decode() if isinstance(key, bytes) else key
+        if raw is None:   # tombstone: the streams worker dropped the user
+            return self.users.pop(user_id, None) is not None
+        try:
+            record = decode_state(raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("undecodable user_state record for %r: %s", user_id[:64], exc)
+            metrics.REPLICA_RECORDS.labels("user_state", "invalid").inc()
+            return False
+        if record.vector.shape != (self.settings.vector_dim,):
+            metrics.REPLICA_RECORDS.labels("user_state", "invalid").inc()
+            return False
+        current = self.users.get(user_id)
+        if current is not None and not _not_older(record, current):
+            metrics.REPLICA_RECORDS.labels("user_state", "older").inc()
+            return False
+        self.users[user_id] = record
+        metrics.REPLICA_RECORDS.labels("user_state", "adopted").inc()
+        return True
+
+    # --- the items topic -----------------------------------------------------------------------
+    def apply_item(self, key: bytes | None, raw: bytes | None) -> Item | None:
+        """Add or replace a catalogue item (a tombstone removes it)."""
+        if raw is None:
+            if key is not None:
+                self.catalogue.pop(key.decode(errors="replace"), None)
+            return None
+        try:
+            item = parse_item(raw)
+        except InvalidItem as exc:
+            log.warning("ignoring invalid item: %s", exc)
+            metrics.REPLICA_RECORDS.labels("items", "invalid").inc()
+            return None
+        self.catalogue[item.item_id] = item
+        self.item_vectors.rows([item.item_id])   # pre-model: retrievable with its deterministic vector
+        metrics.REPLICA_RECORDS.labels("items", "adopted").inc()
+        return item
+
+    # --- reads ---------------------------------------------------------------------------------
+    def title(self, item_id: str) -> str | None:
+        item = self.catalogue.get(item_id)
+        return item.title if item is not None and item.title else None
+
+    def tags(self, item_id: str) -> tuple[str, ...]:
+        item = self.catalogue.get(item_id)
+        return item.tags if item is not None else ()
+
+    def user_view(self, user_id: str) -> dict | None:
+        """What ``GET /users/{user_id}`` shows: the state an answer for this user is built from."""
+        state = self.users.get(user_id)
+        if state is None:
+            return None
+        recent = [{"item_id": i, "event_type": t, "timestamp": ts, "title": self.title(i)}
+                  for i, t, ts in reversed(state.recent)]
+        return {"user_id": user_id, "recent": recent, "last_event_time": state.last_event_time or None,
+                "counts": dict(state.counts), "events_applied": state.applied,
+                "vector_norm": float(np.linalg.norm(state.vector)),
+                "watermarks": {str(p): list(m) for p, m in state.watermarks.items()}}

@@ -1,0 +1,107 @@
+"""Trending for serving: time-decayed popularity computed from the events serving consumes.
+
+Serving already reads every event (to keep its user-state replica fresh), so it computes
+trending from those same events instead of also reading the streams worker's
+``item_popularity`` changelog: counting both would count every event twice, and reading the
+events directly makes trending as fresh as the user state. Each offset is consumed once per
+process (manual assignment, no re-delivery), so nothing is counted twice; a restart
+recomputes from the retained events, which loses nothing that matters because old events
+have decayed to nothing anyway.
+
+The decay is kept without touching every item on every event: an event of weight ``w`` at
+time ``t`` adds ``w * 2**((t - anchor) / half_life)`` to its item's mass. The popularity at
+time ``now`` is ``mass * 2**((anchor - now) / half_life)``, the same factor for every item,
+so ranking needs no decay at all and late events are handled exactly. The anchor moves
+forward when exponents grow large, to stay far from float overflow.
+
+Examples
+--------
+>>> t = DecayedPopularity(half_life=10.0)
+>>> t.add(["a", "b", "a"], [0.0, 10.0, 10.0], [1.0, 1.0, 1.0])
+>>> [(i, round(s, 2)) for i, s in t.top(2)]
+[('a', 1.5), ('b', 1.0)]
+>>> t.count("a"), t.count("zzz")
+(2, 0)
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+
+_REBASE_EXPONENT = 512.0
+
+
+class DecayedPopularity:
+    """Decayed event-weight per item, ranked on demand with one vectorised pass."""
+
+    def __init__(self, half_life: float, capacity: int = 1024):
+        self.half_life = float(half_life)
+        self.anchor: float | None = None
+        self.newest_time = 0.0
+        self._row_of: dict[str, int] = {}
+        self._ids: list[str] = []
+        self._mass = np.zeros(capacity, dtype=np.float64)
+        self._counts = np.zeros(capacity, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def _rows(self, item_ids: Sequence[str]) -> np.ndarray:
+        row_of = self._row_of
+        for item_id in item_ids:
+            if item_id not in row_of:
+                row_of[item_id] = len(self._ids)
+                self._ids.append(item_id)
+        if len(self._ids) > len(self._mass):
+            size = max(2 * len(self._mass), len(self._ids))
+            self._mass = np.concatenate([self._mass, np.zeros(size - len(self._mass))])
+            self._counts = np.concatenate([self._counts, np.zeros(size - len(self._counts), dtype=np.int64)])
+        return np.fromiter((row_of[i] for i in item_ids), dtype=np.int64, count=len(item_ids))
+
+    def add(self, item_ids: Sequence[str], times: Iterable[float], weights: Iterable[float]) -> None:
+        """Count events: one (item, event time, weight) triple per event."""
+        if not item_ids:
+            return
+        rows = self._rows(item_ids)
+        t = np.fromiter(times, dtype=np.float64, count=len(item_ids))
+        w = np.fromiter(weights, dtype=np.float64, count=len(item_ids))
+        if self.anchor is None:
+            self.anchor = float(t.min())
+        if (t.max() - self.anchor) / self.half_life > _REBASE_EXPONENT:
+            new_anchor = float(t.max())
+            self._mass *= 2.0 ** ((self.anchor - new_anchor) / self.half_life)
+            self.anchor = new_anchor
+        np.add.at(self._mass, rows, w * np.exp2((t - self.anchor) / self.half_life))
+        np.add.at(self._counts, rows, 1)
+        self.newest_time = max(self.newest_time, float(t.max()))
+
+    def count(self, item_id: str) -> int:
+        row = self._row_of.get(item_id)
+        return 0 if row is None else int(self._counts[row])
+
+    def counts(self, item_ids: Sequence[str]) -> np.ndarray:
+        row_of, counts = self._row_of, self._counts
+        return np.fromiter((counts[row_of[i]] if i in row_of else 0 for i in item_ids),
+                           dtype=np.int64, count=len(item_ids))
+
+    def top(self, k: int, exclude: set[str] | frozenset[str] = frozenset(),
+            now: float | None = None) -> list[tuple[str, float]]:
+        """The ``k`` most popular items not in ``exclude``, with their decayed score at ``now``."""
+        n = len(self._ids)
+        if n == 0 or k <= 0:
+            return []
+        now = self.newest_time if now is None else now
+        mass = self._mass[:n]
+        fetch = min(n, k + len(exclude))
+        top = np.argpartition(-mass, fetch - 1)[:fetch] if fetch < n else np.arange(n)
+        top = top[np.argsort(-mass[top], kind="stable")]
+        scale = 2.0 ** ((self.anchor - now) / self.half_life)
+        out = []
+        for row in top:
+            item_id = self._ids[row]
+            if item_id not in exclude:
+                out.append((item_id, float(mass[row] * scale)))
+                if len(out) == k:
+                    break
+        return out

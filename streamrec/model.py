@@ -1,0 +1,210 @@
+"""The recommendation model: an item tower, a sequence user tower, and serving's user encoder.
+
+Item tower
+    ``vector(item) = id_embedding[item] + W_text · minilm(item.content()) + W_ext · item.embedding``.
+    The text term is a learned projection of a frozen all-MiniLM-L6-v2 embedding (the
+    ``text`` extra; without it the tower uses IDs only), the ext term projects a producer-
+    supplied embedding when ``learner_item_embedding_dim`` matches its length. A new item
+    nobody has touched gets a useful vector from its content alone; its ID embedding then
+    learns what content does not say. Tables grow (capacity doubling) without a restart.
+
+User tower
+    A GRU over the user's most recent items, oldest first. Each step reads the item's
+    vector (from the item tower, the same space retrieval uses) plus an event-type
+    embedding plus a learned projection of its recency, ``log1p(age hours)`` with age
+    clipped at 30 days. The last hidden state is projected to ``vector_dim``. Because the
+    input is the raw recent-items list, a user vector can be recomputed from the freshest
+    state at any moment. Scores are dot products ``user · item``.
+
+Serving interface (stable)
+--------------------------
+``user_encoder_from_snapshot(snapshot: model_store.Snapshot) -> UserEncoder | None``
+    None when the snapshot carries no user-encoder weights.
+``UserEncoder.encode(histories: list[list[tuple[str, str, float]]], now: float | None = None) -> np.ndarray``
+    (n, dim) float32; each history is a ``UserState.recent`` list of (item_id, event_type,
+    timestamp), oldest first. ``now`` is in event time; None uses each history's newest
+    timestamp. Pure numpy, no text encoder, well under a millisecond for one user.
+The snapshot's ``item_vectors`` (rows aligned with ``item_ids``) live in the same space.
+
+Examples
+--------
+>>> import torch
+>>> m = TwoTower(dim=8, n_event_types=5, text_dim=0, capacity=4)
+>>> m.items.grow(10)
+True
+>>> m.items.all(10).shape
+torch.Size([10, 8])
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from streamrec.events import EVENT_TYPES
+
+MAX_AGE_S = 30 * 86400.0
+USER_PREFIX = "user."
+
+
+def age_feature(age_seconds):
+    """Recency input of the user tower; numpy or torch, same formula for training and serving."""
+    lib = torch if isinstance(age_seconds, torch.Tensor) else np
+    return lib.log1p(lib.clip(age_seconds, 0.0, MAX_AGE_S) / 3600.0)
+
+
+class ItemTower(nn.Module):
+    def __init__(self, dim: int, text_dim: int = 0, ext_dim: int = 0, capacity: int = 1024, seed: int = 0):
+        super().__init__()
+        self.dim, self.text_dim, self.ext_dim, self.seed = dim, text_dim, ext_dim, seed
+        self.id_embedding = nn.Parameter(self._init_rows(0, capacity))
+        self.text_projection = nn.Linear(text_dim, dim, bias=False) if text_dim else None
+        self.ext_projection = nn.Linear(ext_dim, dim, bias=False) if ext_dim else None
+        self.register_buffer("text", torch.zeros(capacity, text_dim))
+        self.register_buffer("ext", torch.zeros(capacity, ext_dim))
+
+    def _init_rows(self, start: int, stop: int) -> torch.Tensor:
+        # Rows drawn from a generator keyed by their position: the same growth gives the same weights.
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + start)
+        return torch.randn(stop - start, self.dim, generator=g) * 0.05
+
+    @property
+    def capacity(self) -> int:
+        return self.id_embedding.shape[0]
+
+    def grow(self, n_items: int) -> bool:
+        """Make room for ``n_items`` rows; True when the ID table was reallocated."""
+        old = self.capacity
+        if n_items <= old:
+            return False
+        new = max(n_items, 2 * old)
+        with torch.no_grad():
+            self.id_embedding = nn.Parameter(torch.cat([self.id_embedding.detach(), self._init_rows(old, new)]))
+            self.text = torch.cat([self.text, torch.zeros(new - old, self.text_dim)])
+            self.ext = torch.cat([self.ext, torch.zeros(new - old, self.ext_dim)])
+        return True
+
+    def forward(self, index: torch.Tensor) -> torch.Tensor:
+        v = self.id_embedding[index]
+        if self.text_projection is not None:
+            v = v + self.text_projection(self.text[index])
+        if self.ext_projection is not None:
+            v = v + self.ext_projection(self.ext[index])
+        return v
+
+    def all(self, n_items: int) -> torch.Tensor:
+        return self.forward(torch.arange(n_items))
+
+
+class UserTower(nn.Module):
+    def __init__(self, dim: int, n_event_types: int):
+        super().__init__()
+        self.type_embedding = nn.Embedding(n_event_types + 1, dim, padding_idx=0)  # 0: padding / unknown
+        self.recency = nn.Linear(1, dim)
+        self.gru = nn.GRU(dim, dim, batch_first=True)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, item_vectors: torch.Tensor, types: torch.Tensor, ages: torch.Tensor,
+                lengths: torch.Tensor) -> torch.Tensor:
+        """(B, L, dim) right-padded inputs and (B,) lengths -> (B, dim) user vectors."""
+        x = item_vectors + self.type_embedding(types) + self.recency(age_feature(ages).unsqueeze(-1))
+        out, _ = self.gru(x)
+        last = out[torch.arange(len(lengths)), (lengths - 1).clamp(min=0)]
+        # The GRU is causal, so padding after a row's length never reaches its last state.
+        last = torch.where((lengths > 0).unsqueeze(-1), last, torch.zeros_like(last))
+        return self.out(last)
+
+
+class TwoTower(nn.Module):
+    def __init__(self, dim: int, n_event_types: int = len(EVENT_TYPES), text_dim: int = 0, ext_dim: int = 0,
+                 capacity: int = 1024, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)  # the dense layers' initialisation
+        self.items = ItemTower(dim, text_dim, ext_dim, capacity, seed)
+        self.users = UserTower(dim, n_event_types)
+
+    def user_vectors(self, item_matrix: torch.Tensor, hist_items: torch.Tensor, hist_types: torch.Tensor,
+                     hist_ages: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """User vectors from histories of item rows (-1: padding) given the current item matrix."""
+        padded = torch.cat([item_matrix, item_matrix.new_zeros(1, item_matrix.shape[1])])
+        rows = torch.where(hist_items < 0, torch.full_like(hist_items, len(item_matrix)), hist_items)
+        return self.users(padded[rows], hist_types, hist_ages, lengths)
+
+    def user_tensors(self) -> dict[str, np.ndarray]:
+        """The user tower's weights as published (``user.*``) for :class:`UserEncoder`."""
+        return {USER_PREFIX + k: v.detach().cpu().numpy().copy() for k, v in self.users.state_dict().items()}
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free
+
+
+class UserEncoder:
+    """Serving-side user tower in numpy: the same function as :class:`UserTower`, no torch."""
+
+    def __init__(self, item_ids: Sequence[str], item_vectors: np.ndarray, tensors: dict[str, np.ndarray],
+                 sequence_length: int, event_types: Sequence[str]):
+        self.item_index = {item_id: row for row, item_id in enumerate(item_ids)}
+        dim = item_vectors.shape[1]
+        self.dim, self.sequence_length = dim, sequence_length
+        self.item_vectors = np.vstack([item_vectors, np.zeros((1, dim), np.float32)]).astype(np.float32)
+        self.type_index = {t: i + 1 for i, t in enumerate(event_types)}
+        t = {k[len(USER_PREFIX):] if k.startswith(USER_PREFIX) else k: v.astype(np.float32) for k, v in tensors.items()}
+        self.type_embedding = t["type_embedding.weight"]
+        self.recency_w, self.recency_b = t["recency.weight"][:, 0], t["recency.bias"]
+        self.w_ih, self.w_hh = t["gru.weight_ih_l0"].T.copy(), t["gru.weight_hh_l0"].T.copy()
+        self.b_ih, self.b_hh = t["gru.bias_ih_l0"], t["gru.bias_hh_l0"]
+        self.out_w, self.out_b = t["out.weight"].T.copy(), t["out.bias"]
+
+    def encode(self, histories: Sequence[Sequence[tuple[str, str, float]]], now: float | None = None) -> np.ndarray:
+        n, L, d = len(histories), self.sequence_length, self.dim
+        rows = np.full((n, L), len(self.item_vectors) - 1, dtype=np.int64)
+        types = np.zeros((n, L), dtype=np.int64)
+        ages = np.zeros((n, L), dtype=np.float64)
+        lengths = np.zeros(n, dtype=np.int64)
+        missing = len(self.item_vectors) - 1
+        for b, history in enumerate(histories):
+            recent = history[-L:]
+            m = len(recent)
+            lengths[b] = m
+            if not m:
+                continue
+            ref = recent[-1][2] if now is None else now
+            rows[b, :m] = [self.item_index.get(str(i), missing) for i, _, _ in recent]
+            types[b, :m] = [self.type_index.get(e, 0) for _, e, _ in recent]
+            ages[b, :m] = [ref - ts for _, _, ts in recent]
+        x = (self.item_vectors[rows] + self.type_embedding[types]
+             + age_feature(ages).astype(np.float32)[..., None] * self.recency_w + self.recency_b)
+        gi = x @ self.w_ih + self.b_ih  # (n, L, 3d): input halves of all gates at once
+        h = np.zeros((n, d), dtype=np.float32)
+        for step in range(int(lengths.max(initial=0))):
+            gh = h @ self.w_hh + self.b_hh
+            r = _sigmoid(gi[:, step, :d] + gh[:, :d])
+            z = _sigmoid(gi[:, step, d:2 * d] + gh[:, d:2 * d])
+            cand = np.tanh(gi[:, step, 2 * d:] + r * gh[:, 2 * d:])
+            h_new = (1.0 - z) * cand + z * h
+            h = np.where((step < lengths)[:, None], h_new, h)
+        return (h @ self.out_w + self.out_b).astype(np.float32)
+
+
+def user_encoder_from_snapshot(snapshot) -> UserEncoder | None:
+    """The user encoder of a published :class:`~streamrec.model_store.Snapshot`, if it has one."""
+    spec = snapshot.metadata.get("user_encoder")
+    if not spec or "user.gru.weight_ih_l0" not in snapshot.tensors and "gru.weight_ih_l0" not in snapshot.tensors:
+        return None
+    tensors = {k: v for k, v in snapshot.tensors.items()
+               if k.startswith(USER_PREFIX) or k.split(".")[0] in ("type_embedding", "recency", "gru", "out")}
+    return UserEncoder(snapshot.item_ids, snapshot.item_vectors, tensors,
+                       int(spec["sequence_length"]), list(spec["event_types"]))
+
+
+def snapshot_metadata(sequence_length: int) -> dict:
+    """What :func:`user_encoder_from_snapshot` needs besides the tensors."""
+    return {"user_encoder": {"kind": "gru", "sequence_length": sequence_length,
+                             "event_types": list(EVENT_TYPES), "max_age_s": MAX_AGE_S}}
+
+
+__all__ = ["TwoTower", "ItemTower", "UserTower", "UserEncoder", "user_encoder_from_snapshot",
+           "snapshot_metadata", "age_feature"]

@@ -1,0 +1,143 @@
+"""The streams hot path: one batch of Kafka messages in, state writes and dead letters out.
+
+This is pure logic over two key-value stores, so it is tested without Faust; the agent in
+:mod:`streams.app` feeds it batches from ``stream.take_events`` and writes what it returns
+to the changelog-backed tables.
+
+Work per batch is shaped for Python's costs: all messages are validated first, item vectors
+for every valid event are gathered with one numpy fancy-index, events are grouped by user
+so each user's state is decoded, updated (one vectorised numpy step) and encoded once per
+batch, and popularity is updated once per (partition, item).
+
+Examples
+--------
+>>> from streamrec.settings import Settings
+>>> from streamrec.item_vectors import ItemVectors
+>>> s = Settings()
+>>> proc = BatchProcessor(s, ItemVectors(s.vector_dim))
+>>> rec = Record("events", 0, 7, b'{"user_id":1,"item_id":2,"event_type":"click","timestamp":1e9}', 1e9)
+>>> out = proc.process([rec], users={}, popularity={})
+>>> sorted(out.user_writes), out.applied, out.rejected
+(['1'], 1, [])
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Mapping, NamedTuple
+
+from streamrec.events import Event, Rejection, parse_message
+from streamrec.item_vectors import ItemVectors
+from streamrec.popularity import Popularity, popularity_key
+from streamrec.settings import Settings
+from streamrec.user_state import UserState, decode_state
+
+
+class Record(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    timestamp: float  # broker/producer timestamp of the message, seconds
+
+
+@dataclass
+class DeadLetter:
+    record: Record
+    rejection: Rejection
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        h = [("reason", self.rejection.reason.encode()),
+             ("detail", self.rejection.detail[:500].encode("utf-8", "replace")),
+             ("source_topic", self.record.topic.encode()),
+             ("source_partition", str(self.record.partition).encode()),
+             ("source_offset", str(self.record.offset).encode())]
+        if self.rejection.index is not None:
+            h.append(("source_index", str(self.rejection.index).encode()))
+        return h
+
+    def value(self) -> bytes | None:
+        return self.rejection.original if self.rejection.original is not None else self.record.value
+
+
+@dataclass
+class BatchResult:
+    user_writes: dict[str, bytes] = field(default_factory=dict)
+    # (partition, key) -> encoded Popularity; the partition is the source events partition.
+    popularity_writes: dict[tuple[int, str], bytes] = field(default_factory=dict)
+    rejected: list[DeadLetter] = field(default_factory=list)
+    consumed: int = 0
+    applied: int = 0
+    replayed: int = 0       # at or below a watermark: applied before a restart
+    duplicates: int = 0     # event_id seen before at another position
+    event_times: list[float] = field(default_factory=list)
+    arrival_times: list[float] = field(default_factory=list)
+
+
+class BatchProcessor:
+    def __init__(self, settings: Settings, item_vectors: ItemVectors):
+        self.settings = settings
+        self.item_vectors = item_vectors
+        self.weights = settings.weights
+
+    def process(self, records: list[Record], users: Mapping[str, bytes],
+                popularity: Mapping[str, bytes], now: float | None = None) -> BatchResult:
+        """Validate and apply ``records`` (in consumption order) against the current stores."""
+        s = self.settings
+        now = time.time() if now is None else now
+        out = BatchResult()
+        by_user: dict[str, list[tuple[Event, tuple[int, int, int]]]] = defaultdict(list)
+        for rec in records:
+            events, rejections = parse_message(rec.value, s, now)
+            out.consumed += len(events) + len(rejections)
+            out.rejected.extend(DeadLetter(rec, r) for r in rejections)
+            for index, ev in enumerate(events):
+                # A packed message's index counts valid and invalid elements alike; only the
+                # order matters for the watermark, so the index among valid ones is enough.
+                by_user[ev.user_id].append((ev, (rec.partition, rec.offset, index)))
+                out.arrival_times.append(rec.timestamp)
+        if not by_user:
+            return out
+        all_items = [ev.item_id for pairs in by_user.values() for ev, _ in pairs]
+        vectors = self.item_vectors.lookup(all_items)
+        start = 0
+        counted: list[tuple[Event, tuple[int, int, int]]] = []
+        for user_id, pairs in by_user.items():
+            events = [ev for ev, _ in pairs]
+            positions = [pos for _, pos in pairs]
+            raw = users.get(user_id)
+            state = decode_state(raw) if raw is not None else UserState.empty(s.vector_dim)
+            marks_before = dict(state.watermarks)
+            result = state.apply(events, vectors[start:start + len(pairs)], positions, weights=self.weights,
+                                 half_life=s.user_vector_half_life_s, recent_limit=s.recent_items,
+                                 dedup_limit=s.dedup_ids)
+            start += len(pairs)
+            out.applied += len(result.applied)
+            out.duplicates += len(pairs) - len(result.unique)
+            out.replayed += len(result.unique) - len(result.applied)
+            if state.watermarks != marks_before:
+                out.user_writes[user_id] = state.encode()
+            for k in result.applied:
+                out.event_times.append(events[k].timestamp)
+            counted.extend(pairs[k] for k in result.unique)
+        self._count_popularity(counted, popularity, out)
+        return out
+
+    def _count_popularity(self, pairs: list[tuple[Event, tuple[int, int, int]]],
+                          popularity: Mapping[str, bytes], out: BatchResult) -> None:
+        s = self.settings
+        pending: dict[tuple[int, str], Popularity] = {}
+        # Source order per partition is what the popularity watermark relies on.
+        for ev, (partition, offset, index) in sorted(pairs, key=lambda p: p[1]):
+            key = popularity_key(partition, ev.item_id)
+            pop = pending.get((partition, key))
+            if pop is None:
+                raw = popularity.get(key)
+                pop = Popularity.decode(raw) if raw is not None else Popularity.empty()
+            if (offset, index) <= tuple(pop.watermark):
+                continue
+            pop.add(ev.timestamp, self.weights.get(ev.event_type, 1.0), s.popularity_half_life_s)
+            pop.watermark = (offset, index)
+            pending[(partition, key)] = pop
+        out.popularity_writes.update({k: p.encode() for k, p in pending.items()})

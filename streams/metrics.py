@@ -1,0 +1,27 @@
+"""Prometheus metrics of the streams worker (``streamrec_streams_*``)."""
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES = Counter("streamrec_streams_messages_total", "Kafka messages consumed from the events topic.")
+EVENTS_CONSUMED = Counter("streamrec_streams_events_consumed_total",
+                          "Events consumed (elements of packed messages counted one by one), valid or not.")
+EVENTS_APPLIED = Counter("streamrec_streams_events_applied_total", "Valid events applied to user state.")
+EVENTS_SKIPPED = Counter("streamrec_streams_events_skipped_total",
+                         "Events not applied again, by cause (replay after a restart, duplicate event_id).",
+                         ["cause"])
+EVENTS_REJECTED = Counter("streamrec_streams_events_rejected_total",
+                          "Events sent to the dead-letter topic, by reason.", ["reason"])
+CONSUMER_LAG = Gauge("streamrec_streams_consumer_lag_messages",
+                     "Messages behind the high watermark, per topic partition.", ["topic", "partition"])
+EVENT_TIME_LAG = Histogram(
+    "streamrec_streams_event_time_lag_seconds",
+    "Wall-clock time at application minus the event's own timestamp (large for replays of old data).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600, 3600, 86400, float("inf")))
+APPLY_LATENCY = Histogram(
+    "streamrec_streams_apply_latency_seconds",
+    "Time from the broker's append (message timestamp) to the event being applied.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, float("inf")))
+BATCH_SIZE = Histogram("streamrec_streams_batch_events", "Events per processed batch.",
+                       buckets=(1, 10, 50, 100, 500, 1000, 5000, 20000, 100000))
+USERS = Gauge("streamrec_streams_users", "Users with state on this worker.")
+MODEL_VERSION = Gauge("streamrec_streams_model_version",
+                      "Model version whose item vectors the user vectors use (0: deterministic init).")

@@ -1,0 +1,69 @@
+"""``streamrec streams``: run one streams worker.
+
+Start several (same settings, different ``--port``) to split the partitions between them;
+partitions are the unit of parallelism.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+import faust
+from aiohttp import web
+
+from streamrec.kafka import ensure_topics
+from streamrec.model_follower import follow_models
+from streamrec.observability import add_health_routes
+from streamrec.settings import Settings
+from streams import metrics
+from streams.app import StreamsApp
+
+log = logging.getLogger(__name__)
+
+
+def build(settings: Settings) -> StreamsApp:
+    streams = StreamsApp(settings)
+    app = streams.app
+
+    @app.task
+    async def follow_model_updates() -> None:
+        def adopt(snapshot, announcement) -> None:
+            streams.item_vectors.replace(snapshot.item_ids, snapshot.item_vectors, snapshot.version)
+            metrics.MODEL_VERSION.set(snapshot.version)
+            log.info("item vectors from model version %d (%d items)", snapshot.version, len(snapshot.item_ids))
+        await follow_models(settings, adopt)
+
+    @app.task
+    async def serve_http() -> None:
+        web_app = web.Application()
+        add_health_routes(web_app, streams.ready_reasons)
+        runner = web.AppRunner(web_app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, settings.http_host, settings.streams_web_port).start()
+        log.info("streams worker metrics on http://%s:%d/metrics", settings.http_host, settings.streams_web_port)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    return streams
+
+
+def main(argv: list[str]) -> int:
+    from streamrec.logging_setup import configure_logging
+    from streamrec.runtime import embedded_or_configured
+
+    parser = argparse.ArgumentParser(prog="streamrec streams", description=__doc__)
+    parser.add_argument("--bootstrap-servers", help="Kafka (else KAFKA_BOOTSTRAP_SERVERS, else embedded)")
+    parser.add_argument("--port", type=int, help="HTTP port for /metrics, /healthz, /readyz")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env(bootstrap_servers=args.bootstrap_servers, streams_web_port=args.port)
+    configure_logging(settings)
+    with embedded_or_configured(settings) as settings:
+        ensure_topics(settings)
+        streams = build(settings)
+        worker = faust.Worker(streams.app, loglevel=settings.log_level.lower(), quiet=True,
+                              redirect_stdouts=False, override_logging=False)
+        worker.execute_from_commandline()
+    return 0

@@ -1,0 +1,98 @@
+"""The prequential protocol: order, exclusions, blocks, repeats, warm-up, and the results file."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from streamrec.baselines import ItemKNN, MostPopular
+from streamrec.datasets import Dataset
+from streamrec.evaluation import cli, report
+from streamrec.evaluation.prequential import plan_stream, prequential, run_method
+from streamrec.items import Item
+
+
+def toy(rows: list[tuple[str, str]]) -> Dataset:
+    n = len(rows)
+    return Dataset("toy", np.array([u for u, _ in rows]), np.array([i for _, i in rows]),
+                   np.arange(n, dtype=np.float64), np.ones(n, dtype=np.float32),
+                   [Item(i, f"item {i}", tags=(("odd",) if int(i) % 2 else ("even",))) for i in "0123"])
+
+
+def test_popular_by_hand():
+    # e0 (u,0): no counts, ties by row -> [0,1,2], rank 0.   e1 (v,0): {0:1} -> [0,1,2], rank 0.
+    # e2 (v,1): v had 0 -> [1,2,3], rank 0.   e3 (w,0): {0:2,1:1} -> [0,1,2], rank 0.
+    # e4 (w,3): w had 0 -> [1,2,3], item 3 at rank 2.
+    ds = toy([("u", "0"), ("v", "0"), ("v", "1"), ("w", "0"), ("w", "3")])
+    run = run_method(MostPopular(), plan_stream(ds, block=1), k=3)
+    assert run.ranks.tolist() == [0, 0, 0, 0, 2]
+    assert run.lists[4].tolist() == [1, 2, 3]       # w already had 0
+
+
+def test_exclusions_are_the_users_earlier_items():
+    ds = toy([("u", "0"), ("u", "1"), ("u", "2"), ("u", "3")])
+    run = run_method(MostPopular(), plan_stream(ds, block=1), k=4)
+    for j, served in enumerate(run.lists):
+        kept = served[served >= 0]
+        assert not set(kept.tolist()) & set(range(j))   # items 0..j-1 are u's history
+        assert len(kept) == 4 - j
+
+
+def test_repeats_are_learned_not_scored_and_warmup_is_not_scored():
+    ds = toy([("u", "0"), ("u", "0"), ("v", "1"), ("v", "2")])
+    plan = plan_stream(ds, warmup=1)
+    assert plan.scored.tolist() == [False, False, True, True] and plan.repeats == 1
+
+
+def test_blocks_hold_distinct_users_and_respect_the_limit():
+    ds = toy([("a", "0"), ("b", "0"), ("c", "0"), ("a", "1"), ("d", "1"), ("e", "2"), ("f", "3")])
+    plan = plan_stream(ds, block=3)
+    assert plan.blocks == [(0, 3), (3, 6), (6, 7)]
+    assert plan_stream(ds, block=1).blocks == [(j, j + 1) for j in range(7)]
+
+
+def test_batching_barely_changes_results(ml100k):
+    """Batching only delays other users' events by at most a block, so item-kNN's ranks
+    under blocks of 64 must agree with the strict one-event protocol almost everywhere."""
+    ds = ml100k.head(3000)
+    strict = run_method(ItemKNN(), plan_stream(ds, block=1))
+    batched = run_method(ItemKNN(), plan_stream(ds, block=64))
+    assert len(strict.ranks) == len(batched.ranks) == 3000
+    agree = (strict.ranks == batched.ranks).mean()
+    assert agree > 0.9
+
+
+def test_results_document_and_report(ml100k, tmp_path, capsys):
+    doc = prequential(ml100k, {"popular": MostPopular(), "item-knn": ItemKNN()}, limit=5000, windows=4)
+    assert doc["protocol"]["scored"] == 5000 and doc["protocol"]["catalogue"] == 1682
+    for name in ("popular", "item-knn"):
+        assert len(doc["methods"][name]["windows"]) == 4
+        assert 0 <= doc["methods"][name]["overall"]["hr"] <= 1
+    # Item-kNN beats popularity on the first 5,000 events.
+    assert doc["methods"]["item-knn"]["overall"]["hr"] > doc["methods"]["popular"]["overall"]["hr"]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(doc))
+    assert report.main([str(path)]) == 0
+    assert (tmp_path / "r-over-time.png").stat().st_size > 0
+    assert "item-knn" in capsys.readouterr().out
+
+
+def test_cli_writes_json_and_plots(tmp_path, capsys):
+    from tests.conftest import DATA_DIR
+
+    code = cli.main(["--dataset", "ml-100k", "--data-dir", str(DATA_DIR), "--limit", "800",
+                     "--methods", "popular,isgd", "--out", str(tmp_path)])
+    assert code == 0
+    doc = json.loads((tmp_path / "evaluate-ml-100k.json").read_text())
+    assert list(doc["methods"]) == ["popular", "isgd"]
+    assert (tmp_path / "evaluate-ml-100k-over-time.png").exists()
+    assert cli.main(["--methods", "nope", "--out", str(tmp_path)]) == 2
+
+
+def test_sweep_plot_when_present(tmp_path):
+    doc = {"dataset": "toy", "protocol": {"k": 10},
+           "methods": {"m": {"overall": {"hr": 0.1, "ild": 0.5}, "windows": []}},
+           "sweeps": {"m": [{"diversity_weight": w, "hr": 0.1 - w / 20, "ild": 0.5 + w / 5} for w in (0, 0.5, 1)]}}
+    paths = report.write_plots(doc, tmp_path, "s")
+    assert [p.name for p in paths] == ["s-over-time.png", "s-accuracy-diversity.png"]
