@@ -59,17 +59,30 @@ async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -
     return False
 
 
-async def topic_size(settings: Settings, topic: str) -> int:
-    """Messages currently in ``topic`` (sum over partitions of end minus start offsets)."""
-    consumer = AIOKafkaConsumer(**aiokafka_config(settings), group_id=None)
+async def read_topic(settings: Settings, topic: str, idle: float = 1.5, limit: int = 1_000_000) -> list:
+    """Every message in ``topic`` from the beginning, stopping after ``idle`` seconds with none new.
+
+    Counting by reading rather than by offsets is deliberate: the embedded broker (Tansu)
+    reports a partition's end offset as the base offset of its last record batch plus one,
+    which undercounts whenever that batch held several records.
+    """
+    consumer = AIOKafkaConsumer(**aiokafka_config(settings), group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
     await consumer.start()
     try:
         tps = await _partitions(consumer, topic)
         if not tps:
-            return 0
-        ends = await consumer.end_offsets(tps)
-        starts = await consumer.beginning_offsets(tps)
-        return sum(ends[tp] - starts[tp] for tp in tps)
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        out: list = []
+        while len(out) < limit:
+            batches = await consumer.getmany(timeout_ms=int(idle * 1000))
+            if not batches:
+                break
+            for messages in batches.values():
+                out.extend(messages)
+        return out
     finally:
         await consumer.stop()
 

@@ -17,7 +17,7 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-from streamrec.changelog import read_table, topic_size
+from streamrec.changelog import read_table, read_topic
 from streamrec.datasets import Dataset, load_dataset
 from streamrec.kafka import ensure_topics
 from streamrec.replay import EventPublisher, replay_dataset
@@ -144,7 +144,7 @@ def run(settings: Settings, sup: Supervisor, dataset: Dataset, limit: int, args)
         print(f"  applied {applied:,}/{limit:,}", flush=True)
 
     result = asyncio.run(verify(settings, expected_counts(dataset, limit), args.timeout, progress))
-    dlq = asyncio.run(topic_size(settings, settings.topic(EVENTS_DLQ)))
+    dlq = len(asyncio.run(read_topic(settings, settings.topic(EVENTS_DLQ))))
     model = newest_model(settings)
     ok = result["lost"] == 0 and result["applied_twice"] == 0 and result["counts_consistent"]
     report = {

@@ -327,3 +327,49 @@ class ExposureWindow:
     def coverage(self) -> float:
         """Share of the catalogue shown at least once in the window (NaN if size unknown)."""
         return exposure_coverage(self.counts, self.catalogue_size or 0)
+
+
+class OnlineQuality:
+    """Both windows behind the two calls serving makes, with Prometheus gauges bound to them.
+
+    Serving calls :meth:`served` when it answers a request and :meth:`observe` for each batch
+    of events its state replica applies; the gauges given to :meth:`bind` read the windows
+    when Prometheus scrapes, so the request path only appends.
+
+    Examples
+    --------
+    >>> from prometheus_client import CollectorRegistry, Gauge, generate_latest
+    >>> reg = CollectorRegistry()
+    >>> quality = OnlineQuality(k=10, catalogue_size=4)
+    >>> quality.bind(hit_rate=Gauge("hr", "HR@10", registry=reg), coverage=Gauge("cov", "c", registry=reg))
+    >>> quality.served("u1", ["a", "b"])
+    >>> quality.observe(["u1"], ["b"])
+    1
+    >>> reg.get_sample_value("hr"), reg.get_sample_value("cov")
+    (1.0, 0.5)
+    """
+
+    def __init__(self, k: int = 10, accuracy_window: int = 10_000, exposure_window: int = 1_000,
+                 max_pending: int = 100_000, ttl_s: float | None = None, catalogue_size: int | None = None):
+        self.accuracy = OnlineAccuracy(k=k, window=accuracy_window, max_pending=max_pending, ttl_s=ttl_s)
+        self.exposure = ExposureWindow(window=exposure_window, catalogue_size=catalogue_size)
+
+    def served(self, user_id: Hashable, items: Sequence[Hashable], now: float | None = None) -> None:
+        """Record one answered request: the list shown to ``user_id``, best first."""
+        self.accuracy.served([user_id], [items], now)
+        self.exposure.served([items])
+
+    def observe(self, user_ids: Sequence[Hashable], item_ids: Sequence[Hashable], now: float | None = None) -> int:
+        """Score the users' pending lists against these events; returns how many were scored."""
+        return self.accuracy.observe(user_ids, item_ids, now)
+
+    def set_catalogue_size(self, n: int) -> None:
+        self.exposure.set_catalogue_size(n)
+
+    def bind(self, *, hit_rate=None, ndcg=None, entropy=None, gini=None, coverage=None) -> None:
+        """Make these (unlabelled) prometheus_client Gauges read the windows at scrape time."""
+        for gauge, read in ((hit_rate, lambda: self.accuracy.hit_rate), (ndcg, lambda: self.accuracy.ndcg),
+                            (entropy, self.exposure.entropy), (gini, self.exposure.gini),
+                            (coverage, self.exposure.coverage)):
+            if gauge is not None:
+                gauge.set_function(read)

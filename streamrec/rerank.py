@@ -140,8 +140,10 @@ def rerank(candidate_ids: Sequence[str], relevance: np.ndarray, candidate_vector
         return ranked
     # Exploration items take seeded positions after the first, so users see them mixed in.
     total = len(ranked) + len(explored)
-    positions = set(1 + rng.choice(total - 1, size=len(explored), replace=False).tolist()) \
-        if ranked else set(range(total))
+    if ranked:
+        positions = set((1 + rng.choice(total - 1, size=len(explored), replace=False)).tolist())
+    else:
+        positions = set(range(total))
     out, main_iter, explore_iter = [], iter(ranked), iter(explored)
     for pos in range(total):
         out.append(next(explore_iter) if pos in positions else next(main_iter))

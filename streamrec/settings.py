@@ -208,6 +208,9 @@ class Settings:
         10, "STREAMREC_EVAL_WINDOWS", "Equal-count time windows the metrics are also reported over.")
     eval_warmup: int = setting(
         0, "STREAMREC_EVAL_WARMUP", "Events every method learns before requests start being scored.")
+    eval_static_warmup_events: int = setting(
+        20_000, "STREAMREC_EVAL_STATIC_WARMUP_EVENTS",
+        "Events the `system-static` variant learns from before its model freezes.")
     eval_out_dir: Path = setting(
         Path("results"), "STREAMREC_EVAL_OUT_DIR", "Where `streamrec evaluate` writes its JSON and plots.")
 

@@ -100,6 +100,11 @@ def _lag(view: SystemView, role: str) -> str:
     return f"{fmt_number(total)} msgs (worst partition {fmt_number(max(by_partition))})"
 
 
+def _counted(view: SystemView, role: str, name: str | None) -> str:
+    total = view.total(role, name)
+    return DASH if total is None else f"{fmt_rate(view.rate(role, name))}  (total {fmt_number(total)})"
+
+
 def _with_breakdown(view: SystemView, role: str, name: str | None, label: str) -> str:
     rate = view.rate(role, name)
     parts = fmt_breakdown(view.rate_by_label(role, name, label)) if rate else ""
@@ -119,10 +124,8 @@ def _latency(view: SystemView, role: str, *patterns: str) -> str:
 def streams_rows(v: SystemView) -> list[tuple[str, str]]:
     r = "streams"
     return [
-        ("events consumed", fmt_rate(v.rate(r, v.find(r, "events consumed total")))
-         + f"  (total {fmt_number(v.total(r, v.find(r, 'events consumed total')))})"),
-        ("events applied", fmt_rate(v.rate(r, v.find(r, "events applied total")))
-         + f"  (total {fmt_number(v.total(r, v.find(r, 'events applied total')))})"),
+        ("events consumed", _counted(v, r, v.find(r, "events consumed total"))),
+        ("events applied", _counted(v, r, v.find(r, "events applied total"))),
         ("rejected (DLQ)", _with_breakdown(v, r, v.find(r, "rejected total"), "reason")),
         ("skipped (dup/replay)", _with_breakdown(v, r, v.find(r, "skipped total"), "cause")),
         ("consumer lag", _lag(v, r)),
@@ -135,20 +138,19 @@ def streams_rows(v: SystemView) -> list[tuple[str, str]]:
 
 def learner_rows(v: SystemView) -> list[tuple[str, str]]:
     r = "learner"
-    gate = v.find(r, "gate total", "gate")
+    gate = v.find(r, "gate decisions total", "gate total")
     gate_totals = v.by_label(r, gate, _first_label(v, r, gate, ("decision", "outcome", "result")))
-    fill = v.maximum(r, v.find(r, "buffer fill ratio", "buffer fill", "replay fill"))
-    size = v.total(r, v.find(r, "buffer samples", "buffer size", "buffer items"))
+    fill = v.find(r, "buffer fill ratio", "buffer fill")
+    fills = v.by_label(r, fill, _first_label(v, r, fill, ("store",)))
     return [
-        ("model version", fmt_number(v.maximum(r, v.find(r, "published version", "model version")))),
+        ("model version", fmt_number(v.maximum(r, v.find(r, "model version")))),
         ("model age", fmt_seconds(_model_age(v, r))),
-        ("training loss", fmt_number(v.maximum(r, v.find(r, "training loss", "train loss", "loss")))),
+        ("training loss", fmt_number(v.maximum(r, v.find(r, "training loss", "train loss")))),
         ("gate decisions", fmt_breakdown(gate_totals, fmt_number) or DASH),
-        ("replay buffer", " ".join(x for x in (f"fill {fmt_ratio(fill)}" if fill is not None else "",
-                                               f"{fmt_number(size)} samples" if size is not None else "")
-                                   if x) or DASH),
-        ("events consumed", fmt_rate(v.rate(r, v.find(r, "events consumed total", "events total",
-                                                      "samples total")))),
+        ("replay buffer fill", ", ".join(f"{k or 'all'} {fmt_ratio(x)}" for k, x in fills.items()) or DASH),
+        ("held-out NDCG@10", fmt_ratio(v.maximum(r, v.find(r, "newest version ndcg", "candidate ndcg")))),
+        ("live HR@10", fmt_ratio(v.maximum(r, v.find(r, "live hr", "live hit")))),
+        ("events consumed", _counted(v, r, v.find(r, "events consumed total", "events total"))),
         ("consumer lag", _lag(v, r)),
     ]
 
@@ -159,8 +161,8 @@ def serving_rows(v: SystemView) -> list[tuple[str, str]]:
     return [
         ("requests", _with_breakdown(v, r, requests, "outcome")),
         ("latency", _latency(v, r, "request latency seconds bucket", "request seconds bucket")),
-        ("online HR@10", fmt_ratio(v.maximum(r, v.find(r, "hit rate", "hr", "hit")))),
-        ("online NDCG@10", fmt_ratio(v.maximum(r, v.find(r, "ndcg")))),
+        ("online HR@10", fmt_ratio(v.maximum(r, v.find(r, "online hit", "hit rate", "hr10")))),
+        ("online NDCG@10", fmt_ratio(v.maximum(r, v.find(r, "online ndcg", "ndcg")))),
         ("exposure entropy", fmt_number(v.maximum(r, v.find(r, "entropy")), " bits")),
         ("exposure Gini", fmt_ratio(v.maximum(r, v.find(r, "gini")))),
         ("catalogue coverage", fmt_ratio(v.maximum(r, v.find(r, "coverage")))),
@@ -181,7 +183,8 @@ def error_rows(v: SystemView) -> list[tuple[str, str, str]]:
     rows = []
     for role in ROLES:
         for name in v.names(role):
-            if name.endswith("_total") and any(w in name for w in _ERROR_WORDS):
+            if (name.startswith(f"streamrec_{role}_") and name.endswith("_total")
+                    and any(w in name for w in _ERROR_WORDS)):
                 total = v.total(role, name)
                 if total:
                     rows.append((role, name, f"{fmt_number(total)}  now {fmt_rate(v.rate(role, name))}"))

@@ -186,6 +186,19 @@ def summarise_run(run: MethodRun, plan: StreamPlan, windows: int, item_vectors: 
                        "recommend_us_per_request": 1e6 * run.recommend_s / n}}
 
 
+def sweep_point(lists: list[np.ndarray], plan: StreamPlan, k: int, item_vectors: np.ndarray,
+                probability: np.ndarray) -> dict:
+    """Overall metrics of lists a method served on the side (one per scored request, in order)."""
+    served = np.full((len(lists), k), -1, dtype=np.int64)
+    for r, rows in enumerate(lists):
+        served[r, : len(rows)] = rows[:k]
+    targets = plan.item_rows[plan.scored]
+    hits = served == targets[:, None]
+    ranks = np.where(hits.any(axis=1), hits.argmax(axis=1), metrics.MISS)
+    return metrics.summarise(ranks, served, len(plan.catalogue), item_vectors=item_vectors,
+                             item_probability=probability)
+
+
 def prequential(dataset: Dataset, methods: Mapping[str, Recommender], k: int = 10, limit: int | None = None,
                 warmup: int = 0, block: int = 64, windows: int = 10,
                 progress: Callable[[str, int, int], None] | None = None) -> dict:
@@ -195,12 +208,19 @@ def prequential(dataset: Dataset, methods: Mapping[str, Recommender], k: int = 1
     vectors = item_content_vectors(dataset, plan.catalogue)
     probability = item_probability(plan)
     results: dict = {}
+    sweeps: dict = {}
     for name, rec in methods.items():
         t0 = time.perf_counter()
         report = None if progress is None else (lambda done, total, _n=name: progress(_n, done, total))
         run = run_method(rec, plan, k=k, name=name, items=dataset.items, progress=report)
         results[name] = summarise_run(run, plan, windows, vectors, probability)
         results[name]["timing"]["wall_s"] = time.perf_counter() - t0
+        if getattr(rec, "cycles", None):
+            results[name]["learner_cycles"] = rec.cycles
+        side = getattr(rec, "sweep_lists", None)
+        if side:
+            sweeps[name] = [dict(diversity_weight=w, **sweep_point(lists, plan, k, vectors, probability))
+                            for w, lists in side.items()]
     return {
         "dataset": dataset.name,
         "protocol": {
@@ -214,5 +234,6 @@ def prequential(dataset: Dataset, methods: Mapping[str, Recommender], k: int = 1
             "novelty": "-log2 share of users who interacted with the item (add-one smoothed)",
         },
         "methods": results,
+        **({"sweeps": sweeps} if sweeps else {}),
         "wall_time_s": time.perf_counter() - started,
     }

@@ -9,6 +9,7 @@ import pytest
 from streamrec.online_metrics import (
     ExposureWindow,
     OnlineAccuracy,
+    OnlineQuality,
     exposure_coverage,
     exposure_entropy,
     exposure_gini,
@@ -177,3 +178,22 @@ def test_constructor_rejects_nonsense():
         OnlineAccuracy(k=0)
     with pytest.raises(ValueError):
         ExposureWindow(window=0)
+
+
+def test_online_quality_gauges_read_the_windows_at_scrape_time():
+    from prometheus_client import CollectorRegistry, Gauge
+
+    reg = CollectorRegistry()
+    quality = OnlineQuality(k=10, catalogue_size=10)
+    names = ("hit_rate", "ndcg", "entropy", "gini", "coverage")
+    quality.bind(**{n: Gauge(f"q_{n}", n, registry=reg) for n in names})
+    assert math.isnan(reg.get_sample_value("q_hit_rate"))     # nothing scored yet
+    quality.served("u1", ["a", "b", "c", "d"])
+    quality.served("u2", ["a", "b", "c", "d"])
+    quality.observe(["u1", "u2"], ["b", "z"])                 # hit at rank 1, miss
+    assert reg.get_sample_value("q_hit_rate") == pytest.approx(0.5)
+    assert reg.get_sample_value("q_ndcg") == pytest.approx(0.5 / LOG2_3)
+    assert reg.get_sample_value("q_entropy") == pytest.approx(2.0)   # 4 items, 2 impressions each
+    assert reg.get_sample_value("q_coverage") == pytest.approx(0.4)
+    # (0 x6, 2 x4) over 10: ranks 7..10 -> 2*2*(7+8+9+10)/(10*8) - 11/10 = 1.7 - 1.1 = 0.6
+    assert reg.get_sample_value("q_gini") == pytest.approx(0.6)

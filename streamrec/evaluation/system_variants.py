@@ -1,0 +1,259 @@
+"""The system's own variants behind the recommender contract, for the in-process harness.
+
+These replay what the running system does, without Kafka, in the harness's event order:
+
+``system-full``
+    The continual learner (:class:`streamrec.training.ContinualTrainer`: replay buffer,
+    gated cycles) scores with the user encoder over the user's freshest history (what the
+    streams state holds), takes the top ``serving_candidates`` by inner product (the exact
+    faiss search serving does for catalogues this size), and re-ranks them with
+    :func:`streamrec.rerank.rerank` using the serving defaults (``serving_diversity``,
+    ``serving_exploration``). It also records, for the same requests, the lists re-ranking
+    with diversity weights ``sweep`` (no exploration) would have served: the
+    accuracy-diversity curve at no extra training cost (offline replay: what is served does
+    not feed back into what is learned).
+``system-full-norerank``
+    The same learner, lists ranked by relevance only.
+``system-no-replay``
+    The learner with every mini-batch drawn from the recent window (``recent_fraction=1``).
+``system-static``
+    The learner trains on the first ``eval_static_warmup_events`` events, then its weights
+    freeze; the user encoder still reads each user's freshest history (state is not learning).
+``system-online-vectors``
+    No learner: each user's vector is :class:`streamrec.user_state.UserState`'s decayed mean
+    of :class:`streamrec.item_vectors.ItemVectors` (the deterministic vectors every process
+    uses before a model is published), as serving does without a model.
+
+Harness-specific choices: the learner sees events in chunks of ``observe_batch`` (as its
+Kafka consumer does) and trains only by event count and drift — the wall-clock trigger
+``learner_train_every_s`` is off so runs are reproducible. Users without history get
+time-decayed popularity (serving's trending list).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import numpy as np
+
+from streamrec import content_encoder
+from streamrec.baselines.decayed_popular import DecayedPopular
+from streamrec.events import Event
+from streamrec.item_vectors import ItemVectors
+from streamrec.items import Item
+from streamrec.recommender import Recommender, top_k_rows
+from streamrec.rerank import rerank
+from streamrec.settings import Settings
+from streamrec.training import ContinualTrainer
+from streamrec.user_state import UserState
+
+SWEEP = (0.0, 0.25, 0.5, 0.75, 1.0)
+# Catalogue items sampled per request as exploration candidates (as serving does).
+EXPLORE_SAMPLE = 64
+
+
+@functools.lru_cache(maxsize=1)
+def shared_encoder(cache_dir: str) -> "content_encoder.ContentEncoder | None":
+    """One text encoder for every variant of a run (loading MiniLM takes ~10 s)."""
+    return content_encoder.ContentEncoder(cache_dir=cache_dir) if content_encoder.available() else None
+
+
+class SystemVariant(Recommender):
+    """Shared machinery: per-user recent history, trending fallback, candidate re-ranking."""
+
+    def __init__(self, name: str, settings: Settings | None = None, seed: int = 0, diversity: float = 0.0,
+                 exploration: float = 0.0, sweep: Sequence[float] = ()):
+        super().__init__()
+        self.name = name
+        self.settings = (settings or Settings.from_env()).replace(learner_seed=seed, serving_seed=seed)
+        self.seed = seed
+        self.diversity, self.exploration, self.sweep = diversity, exploration, tuple(sweep)
+        self.histories: dict[str, list[tuple[str, str, float]]] = {}
+        self.trending = DecayedPopular(self.settings.popularity_half_life_s)
+        self.exposure = np.zeros(0, dtype=np.float64)
+        self.vectors = np.zeros((0, self.settings.vector_dim), dtype=np.float32)  # catalogue order
+        self.sweep_lists: dict[float, list[np.ndarray]] = {w: [] for w in self.sweep}
+        self._requests = 0
+        self._rng = np.random.default_rng(seed + 0x5EED)
+
+    def _on_catalogue(self) -> None:
+        self.trending.set_catalogue(self.item_ids)
+        if len(self.exposure) < len(self.item_ids):
+            self.exposure = np.concatenate([self.exposure, np.zeros(len(self.item_ids) - len(self.exposure))])
+
+    def learn_many(self, events: Sequence[Event]) -> None:
+        limit = self.settings.recent_items
+        for e in events:
+            self.row(e.item_id)
+            history = self.histories.setdefault(e.user_id, [])
+            history.append((e.item_id, e.event_type, e.timestamp))
+            if len(history) > limit:
+                del history[: len(history) - limit]
+        self.trending.learn_many(events)
+        self._learn(events)
+
+    def learn_one(self, event: Event) -> None:
+        self.learn_many([event])
+
+    def _learn(self, events: Sequence[Event]) -> None:
+        """Hook: model learning (user histories and trending are already updated)."""
+
+    def user_vectors(self, user_ids: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def score_many(self, user_ids: Sequence[str]) -> np.ndarray:
+        n = len(self.item_ids)
+        scores = self.user_vectors(user_ids) @ self.vectors[:n].T
+        cold = np.array([not self.histories.get(u) for u in user_ids])
+        if cold.any():
+            scores[cold] = self.trending.scores[:n]
+        return scores
+
+    def recommend_rows(self, user_ids, k, excludes):
+        scores = np.array(self.score_many(user_ids), dtype=np.float64)
+        excluded = [self.exclusion_rows(x) for x in excludes]
+        for r, rows in enumerate(excluded):
+            scores[r, rows] = -np.inf
+        pools = top_k_rows(scores, max(self.settings.serving_candidates, 4 * k))
+        out = []
+        for r, pool in enumerate(pools):
+            rel, vec = scores[r, pool], self.vectors[pool]
+            for w in self.sweep:
+                self.sweep_lists[w].append(pool[self._mmr(rel, vec, k, w)])
+            rows = pool[self._mmr(rel, vec, k, self.diversity)]
+            rows = self._explore(rows, excluded[r], k)
+            self.exposure[rows] += 1
+            out.append(rows)
+            self._requests += 1
+        return out
+
+    def _mmr(self, rel: np.ndarray, vec: np.ndarray, k: int, diversity: float) -> np.ndarray:
+        if diversity <= 0:
+            return np.arange(min(k, len(rel)))     # candidates are already in relevance order
+        ranked = rerank([str(j) for j in range(len(rel))], rel, vec, k=k, diversity=diversity)
+        return np.array([int(r.item_id) for r in ranked], dtype=np.int64)
+
+    def _explore(self, rows: np.ndarray, excluded: np.ndarray, k: int) -> np.ndarray:
+        """Serving's exploration: the tail slots go to a seeded draw from a random catalogue
+        sample, weighted ``1 / (1 + exposure)^2`` (least shown first); the first slot stays."""
+        n_explore = min(int(self.exploration * k + self._rng.random()) if self.exploration > 0 else 0,
+                        len(rows) - 1)
+        if n_explore <= 0:
+            return rows
+        keep = rows[: len(rows) - n_explore]
+        sample = self._rng.choice(len(self.item_ids), size=min(EXPLORE_SAMPLE, len(self.item_ids)), replace=False)
+        sample = np.setdiff1d(sample, np.concatenate([keep, excluded]))
+        if not len(sample):
+            return rows
+        weights = 1.0 / (1.0 + self.exposure[sample]) ** 2
+        drawn = self._rng.choice(sample, size=min(n_explore, len(sample)), replace=False, p=weights / weights.sum())
+        return np.concatenate([keep, drawn, rows[len(keep) + len(drawn):]])[:k]
+
+
+class LearnerVariant(SystemVariant):
+    """The continual learner's two-tower model; see the module docstring for the variants."""
+
+    def __init__(self, name: str, settings: Settings | None = None, seed: int = 0, freeze_after: int | None = None,
+                 observe_batch: int = 1000, **kwargs):
+        super().__init__(name, settings, seed, **kwargs)
+        self.settings = self.settings.replace(learner_train_every_s=0.0)
+        self.freeze_after, self.observe_batch = freeze_after, observe_batch
+        self.trainer: ContinualTrainer | None = None
+        self.pending: list[Event] = []
+        self.observed = 0
+        self.cycles: list[dict] = []
+        self.encoder = None
+
+    def set_catalogue(self, item_ids, items=None) -> None:
+        super().set_catalogue(item_ids, items)
+        if self.trainer is None:
+            encoder = shared_encoder(str(self.settings.state_dir / "content-cache")) \
+                if self.settings.learner_use_text else None
+            catalogue = [self.items.get(i) or Item(i, i) for i in self.item_ids]
+            self.trainer = ContinualTrainer(self.settings, items=catalogue, encoder=encoder)
+            self._refresh()
+
+    def _refresh(self) -> None:
+        self.encoder = self.trainer.user_encoder()
+        ids, vectors = self.trainer.item_vectors()
+        for item_id in ids:
+            self.row(item_id)
+        index = {item_id: r for r, item_id in enumerate(ids)}
+        self.vectors = np.zeros((len(self.item_ids), vectors.shape[1]), dtype=np.float32)
+        known = [r for r, i in enumerate(self.item_ids) if i in index]
+        self.vectors[known] = vectors[[index[self.item_ids[r]] for r in known]]
+
+    def _learn(self, events: Sequence[Event]) -> None:
+        if self.freeze_after is not None and self.observed >= self.freeze_after:
+            return
+        if self.freeze_after is not None:
+            events = events[: self.freeze_after - self.observed]
+        self.pending.extend(events)
+        self.observed += len(events)
+        frozen_now = self.freeze_after is not None and self.observed >= self.freeze_after
+        if len(self.pending) >= self.observe_batch or frozen_now:
+            self.trainer.observe(self.pending)
+            self.pending = []
+            trained = False
+            while self.trainer.should_train() or (frozen_now and self.trainer.pending_count):
+                result = self.trainer.train_cycle()
+                self.cycles.append({"events": self.observed, "decision": result.decision,
+                                    "probe": result.probe, "duration_s": result.duration_s})
+                trained = True
+                if result.decision == "skip":
+                    break
+            if trained or len(self.item_ids) != len(self.vectors):
+                self._refresh()
+
+    def user_vectors(self, user_ids: Sequence[str]) -> np.ndarray:
+        return self.encoder.encode([self.histories.get(u, []) for u in user_ids])
+
+
+class OnlineVectorsVariant(SystemVariant):
+    """No learner: UserState's decayed-mean vectors over the deterministic item vectors."""
+
+    def __init__(self, name: str = "system-online-vectors", settings: Settings | None = None, seed: int = 0,
+                 **kwargs):
+        super().__init__(name, settings, seed, **kwargs)
+        self.item_vectors = ItemVectors(self.settings.vector_dim)
+        self.states: dict[str, UserState] = {}
+        self.offset = 0
+
+    def _on_catalogue(self) -> None:
+        super()._on_catalogue()
+        self.vectors = self.item_vectors.lookup(self.item_ids)
+
+    def _learn(self, events: Sequence[Event]) -> None:
+        s = self.settings
+        for e in events:
+            state = self.states.setdefault(e.user_id, UserState.empty(s.vector_dim))
+            state.apply([e], self.item_vectors.lookup([e.item_id]), [(0, self.offset, 0)], weights=s.weights,
+                        half_life=s.user_vector_half_life_s, recent_limit=s.recent_items, dedup_limit=s.dedup_ids)
+            self.offset += 1
+
+    def user_vectors(self, user_ids: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(user_ids), self.settings.vector_dim), dtype=np.float32)
+        for r, u in enumerate(user_ids):
+            state = self.states.get(u)
+            if state is not None:
+                out[r] = state.vector
+        return out
+
+
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+SYSTEM_VARIANTS = {
+    "system-online-vectors": lambda seed=0: OnlineVectorsVariant(seed=seed),
+    "system-static": lambda seed=0: LearnerVariant("system-static", _settings(), seed,
+                                                   freeze_after=_settings().eval_static_warmup_events),
+    "system-no-replay": lambda seed=0: LearnerVariant(
+        "system-no-replay", _settings().replace(learner_recent_fraction=1.0), seed),
+    "system-full-norerank": lambda seed=0: LearnerVariant("system-full-norerank", _settings(), seed),
+    "system-full": lambda seed=0: LearnerVariant(
+        "system-full", _settings(), seed, diversity=_settings().serving_diversity,
+        exploration=_settings().serving_exploration, sweep=SWEEP),
+}

@@ -1,0 +1,89 @@
+"""Event validation: every malformed shape gets its reason; valid ones pass unchanged."""
+import json
+import math
+
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from streamrec.events import EVENT_TYPES, REASONS, encode_events, parse_message
+from streamrec.settings import Settings
+
+S = Settings()
+NOW = 2e9
+
+
+def ok(**over):
+    d = {"user_id": "u1", "item_id": "i1", "event_type": "click", "timestamp": 1.6e9}
+    d.update(over)
+    return json.dumps(d).encode()
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b"{", "bad_json"),
+    (b"\xff\xfe{}", "bad_encoding"),
+    (b"[]", "empty_batch"),
+    (b"42", "not_an_object"),
+    (json.dumps({"user_id": "u"}).encode(), "missing_field"),
+    (ok(user_id=None), "missing_field"),
+    (ok(user_id=1.5), "bad_type"),
+    (ok(user_id=True), "bad_type"),
+    (ok(user_id=""), "bad_id"),
+    (ok(item_id="x" * 1000), "bad_id"),
+    (ok(user_id="a\nb"), "bad_id"),
+    (ok(event_type="like"), "unknown_event_type"),
+    (ok(event_type=3), "bad_type"),
+    (ok(timestamp="now"), "bad_type"),
+    (b'{"user_id":"u","item_id":"i","event_type":"click","timestamp":NaN}', "non_finite"),
+    (b'{"user_id":"u","item_id":"i","event_type":"click","timestamp":Infinity}', "non_finite"),
+    (b'{"user_id":"u","item_id":"i","event_type":"click","timestamp":1e999}', "non_finite"),
+    (ok(timestamp=-5), "timestamp_out_of_range"),
+    (ok(timestamp=NOW + 10 * 86400), "timestamp_out_of_range"),
+    (ok(value="cheap"), "bad_type"),
+    (b"x" * (S.max_message_bytes + 1), "oversized"),
+])
+def test_rejections_carry_their_reason(raw, reason):
+    events, rejections = parse_message(raw, S, now=NOW)
+    assert events == [] and [r.reason for r in rejections] == [reason]
+    assert reason in REASONS
+
+
+def test_ints_accepted_and_stored_as_strings():
+    [ev], [] = parse_message(ok(user_id=196, item_id=242, value=3, event_id=7), S, now=NOW)
+    assert (ev.user_id, ev.item_id, ev.value, ev.event_id) == ("196", "242", 3.0, "7")
+
+
+def test_packed_batch_validates_each_element():
+    raw = json.dumps([json.loads(ok()), {"user_id": "u"}, json.loads(ok(item_id="i2"))]).encode()
+    events, rejections = parse_message(raw, S, now=NOW)
+    assert [e.item_id for e in events] == ["i1", "i2"]
+    assert [(r.reason, r.index) for r in rejections] == [("missing_field", 1)]
+    assert json.loads(rejections[0].original) == {"user_id": "u"}
+
+
+def test_encode_roundtrip():
+    events, _ = parse_message(ok(value=4.5, event_id="e"), S, now=NOW)
+    assert parse_message(encode_events(events), S, now=NOW)[0] == events
+    assert parse_message(encode_events(events * 3), S, now=NOW)[0] == events * 3
+
+
+valid_event = st.fixed_dictionaries({
+    "user_id": st.one_of(st.integers(0, 10**9), st.text(st.characters(min_codepoint=33, max_codepoint=0x2FFF), min_size=1, max_size=20).filter(str.isprintable)),
+    "item_id": st.text(st.characters(min_codepoint=48, max_codepoint=122), min_size=1, max_size=20),
+    "event_type": st.sampled_from(EVENT_TYPES),
+    "timestamp": st.floats(0, NOW, allow_nan=False),
+}, optional={"value": st.floats(allow_nan=False, allow_infinity=False), "event_id": st.text(min_size=1, max_size=10).filter(str.isprintable)})
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.lists(valid_event, min_size=1, max_size=5))
+def test_every_valid_event_is_accepted(docs):
+    events, rejections = parse_message(json.dumps(docs).encode(), S, now=NOW)
+    assert rejections == [] and len(events) == len(docs)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_never_raise(raw):
+    events, rejections = parse_message(raw, S, now=NOW)
+    assert all(math.isfinite(e.timestamp) for e in events)
+    assert all(r.reason in REASONS for r in rejections)
