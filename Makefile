@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test install clean lint tools
+.PHONY: demo test install clean readme tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -42,3 +42,7 @@ test: $(STAMP) tools
 
 clean:
 	rm -rf $(VENV) var results .pytest_cache
+
+# Regenerate the README's settings table from streamrec/settings.py.
+readme: $(STAMP)
+	$(BIN)/python -m streamrec.readme_tables

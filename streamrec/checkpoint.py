@@ -102,7 +102,8 @@ def load_checkpoint(path: str | Path, settings: Settings, encoder=None) -> tuple
     """Rebuild the trainer saved at ``path``; returns it and the last published version."""
     data = Path(path).read_bytes()
     meta = _header_metadata(data)
-    tensors = st_load(data)
+    # Fresh (aligned) copies: SIMD kernels may round differently on unaligned views of the file.
+    tensors = {k: v.clone() for k, v in st_load(data).items()}
     trainer = ContinualTrainer(settings, encoder=encoder)
     if meta.get("format") != FORMAT or meta["shape"] != _shape(trainer):
         raise IncompatibleCheckpoint(f"{path}: checkpoint shape {meta.get('shape')} does not match the "
@@ -120,7 +121,7 @@ def load_checkpoint(path: str | Path, settings: Settings, encoder=None) -> tuple
     trainer.optimizer_state = {"state": state, "param_groups": groups}
 
     def arrays(prefix: str) -> dict[str, np.ndarray]:
-        return {k[len(prefix):]: v.numpy() for k, v in tensors.items() if k.startswith(prefix)}
+        return {k[len(prefix):]: v.numpy().copy() for k, v in tensors.items() if k.startswith(prefix)}
 
     trainer.buffer = ReplayBuffer.from_state(arrays("buffer."), meta["buffer"])
     trainer.log = InteractionLog.from_state(arrays("log."), meta["log"])

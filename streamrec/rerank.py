@@ -123,19 +123,21 @@ def rerank(candidate_ids: Sequence[str], relevance: np.ndarray, candidate_vector
            explore_pool: ExplorePool | None = None) -> list[Ranked]:
     """Re-rank retrieved candidates into at most ``k`` explained recommendations."""
     relevance = np.asarray(relevance, dtype=np.float64)
-    keep = np.fromiter((c not in exclude for c in candidate_ids), dtype=bool, count=len(candidate_ids))
+    rng = np.random.default_rng(seed)
+    has_pool = explore_pool is not None and len(explore_pool) > 0
+    n_explore = exploration_slots(k, exploration, rng) if has_pool else 0
+    explored = _draw_exploration(explore_pool, n_explore, set(exclude), rng) if n_explore else []
+    taken = set(exclude) | {r.item_id for r in explored}
+    keep = np.fromiter((c not in taken for c in candidate_ids), dtype=bool, count=len(candidate_ids))
     ids = [c for c, kept in zip(candidate_ids, keep) if kept]
     relevance, vectors = relevance[keep], np.asarray(candidate_vectors)[keep]
-    rng = np.random.default_rng(seed)
-    n_explore = exploration_slots(k, exploration, rng) if explore_pool is not None and len(explore_pool) else 0
-    picks = mmr(relevance, vectors, k - n_explore, diversity)
-    main = [ids[j] for j in picks]
+    picks = mmr(relevance, vectors, k - len(explored), diversity)
     reasons = supporting_items(vectors[picks], history_ids,
                                history_vectors if history_vectors is not None else np.zeros((0, 1)))
     ranked = [Ranked(ids[j], float(relevance[j]), r or TRENDING) for j, r in zip(picks, reasons)]
-
-    explored = _draw_exploration(explore_pool, n_explore + (k - n_explore - len(main)),
-                                 exclude | set(main), rng) if explore_pool is not None else []
+    if has_pool and len(ranked) + len(explored) < k:   # too few candidates: explore more instead
+        explored += _draw_exploration(explore_pool, k - len(ranked) - len(explored),
+                                      taken | {r.item_id for r in ranked}, rng)
     if not explored:
         return ranked
     # Exploration items take seeded positions after the first, so users see them mixed in.

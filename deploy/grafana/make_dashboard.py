@@ -10,6 +10,17 @@ import json
 from pathlib import Path
 
 DATASOURCE = {"type": "prometheus", "uid": "streamrec-prometheus"}  # = provisioning/datasources
+
+# Metrics the issue asks for that no process exports yet: panels naming them are left out of
+# the dashboard until they exist (test_deploy fails once one appears, to have it put back).
+# Serving feeds them with streamrec.online_metrics.OnlineQuality.
+AWAITING = {
+    "streamrec_serving_online_hit_rate",
+    "streamrec_serving_online_ndcg",
+    "streamrec_serving_exposure_entropy_bits",
+    "streamrec_serving_exposure_gini",
+    "streamrec_serving_catalogue_coverage_ratio",
+}
 OUT = Path(__file__).resolve().parent / "dashboards" / "streamrec.json"
 
 
@@ -144,6 +155,8 @@ def build() -> dict:
             next_id, y = next_id + 1, y + 1
             continue
         title, kind, unit, targets, description = entry
+        if any(name in t["expr"] for t in targets for name in AWAITING):
+            continue
         width = 8
         if x + width > 24:
             x, y = 0, y + 8
