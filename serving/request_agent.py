@@ -31,7 +31,7 @@ import faust
 from serving import metrics
 from serving.recommender_service import RecommenderService
 from serving.request_model import TOPIC_FIELDS, RequestError, parse_request
-from streamrec.kafka import faust_broker_kwargs
+from streamrec.kafka import faust_broker_kwargs, shorten_fetch_wait
 from streamrec.settings import Settings
 from streamrec.topics import EVENTS, EVENTS_DLQ, ITEMS, MODEL_UPDATES, REC_REQUESTS, REC_RESPONSES
 
@@ -130,6 +130,7 @@ class RequestAgent:
 
     async def _agent(self, stream):
         timeout = self.settings.serving_request_timeout_s
+        shorten_fetch_wait(self.app)
         async for event in stream.events():
             started = time.perf_counter()
             sent_at = event.message.timestamp

@@ -5,8 +5,10 @@ Item tower
     The text term is a learned projection of a frozen all-MiniLM-L6-v2 embedding (the
     ``text`` extra; without it the tower uses IDs only), the ext term projects a producer-
     supplied embedding when ``learner_item_embedding_dim`` matches its length. A new item
-    nobody has touched gets a useful vector from its content alone; its ID embedding then
-    learns what content does not say. Tables grow (capacity doubling) without a restart.
+    nobody has touched gets a useful vector from its content alone (ID rows start at zero
+    when there is content, and training drops ID embeddings at random, ``learner_id_dropout``,
+    so the content projection has to rank well on its own); its ID embedding then learns what
+    content does not say. Tables grow (capacity doubling) without a restart.
 
 User tower
     A GRU over the user's most recent items, oldest first. Each step reads the item's
@@ -66,7 +68,11 @@ class ItemTower(nn.Module):
         self.register_buffer("ext", torch.zeros(capacity, ext_dim))
 
     def _init_rows(self, start: int, stop: int) -> torch.Tensor:
-        # Rows drawn from a generator keyed by their position: the same growth gives the same weights.
+        if self.text_dim or self.ext_dim:
+            # With content, a new item starts as exactly its content vector: the regime that ID
+            # dropout trains for (see ``all``); its ID row then learns what content misses.
+            return torch.zeros(stop - start, self.dim)
+        # IDs only: rows drawn from a generator keyed by position, so the same growth gives the same weights.
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + start)
         return torch.randn(stop - start, self.dim, generator=g) * 0.05
 
@@ -87,15 +93,28 @@ class ItemTower(nn.Module):
         return True
 
     def forward(self, index: torch.Tensor) -> torch.Tensor:
-        v = self.id_embedding[index]
-        if self.text_projection is not None:
-            v = v + self.text_projection(self.text[index])
-        if self.ext_projection is not None:
-            v = v + self.ext_projection(self.ext[index])
-        return v
+        return self._combine(self.id_embedding.index_select(0, index), self.text.index_select(0, index),
+                             self.ext.index_select(0, index))
 
-    def all(self, n_items: int) -> torch.Tensor:
-        return self.forward(torch.arange(n_items))
+    def all(self, n_items: int, id_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Vectors of the first ``n_items`` items.
+
+        ``id_keep`` (training only, 0/1 per item) drops ID embeddings so the content
+        projection alone must rank those items well: what a brand-new item relies on.
+        """
+        # Slices, not gathers: their backward is a plain copy, fast and deterministic.
+        ids = self.id_embedding[:n_items]
+        if id_keep is not None:
+            ids = ids * id_keep.unsqueeze(1)
+        return self._combine(ids, self.text[:n_items], self.ext[:n_items])
+
+    def _combine(self, ids: torch.Tensor, text: torch.Tensor, ext: torch.Tensor) -> torch.Tensor:
+        v = ids
+        if self.text_projection is not None:
+            v = v + self.text_projection(text)
+        if self.ext_projection is not None:
+            v = v + self.ext_projection(ext)
+        return v
 
 
 class UserTower(nn.Module):
@@ -111,7 +130,8 @@ class UserTower(nn.Module):
         """(B, L, dim) right-padded inputs and (B,) lengths -> (B, dim) user vectors."""
         x = item_vectors + self.type_embedding(types) + self.recency(age_feature(ages).unsqueeze(-1))
         out, _ = self.gru(x)
-        last = out[torch.arange(len(lengths)), (lengths - 1).clamp(min=0)]
+        at = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, out.shape[-1])
+        last = out.gather(1, at).squeeze(1)
         # The GRU is causal, so padding after a row's length never reaches its last state.
         last = torch.where((lengths > 0).unsqueeze(-1), last, torch.zeros_like(last))
         return self.out(last)
@@ -130,7 +150,8 @@ class TwoTower(nn.Module):
         """User vectors from histories of item rows (-1: padding) given the current item matrix."""
         padded = torch.cat([item_matrix, item_matrix.new_zeros(1, item_matrix.shape[1])])
         rows = torch.where(hist_items < 0, torch.full_like(hist_items, len(item_matrix)), hist_items)
-        return self.users(padded[rows], hist_types, hist_ages, lengths)
+        inputs = padded.index_select(0, rows.reshape(-1)).view(*rows.shape, padded.shape[1])
+        return self.users(inputs, hist_types, hist_ages, lengths)
 
     def user_tensors(self) -> dict[str, np.ndarray]:
         """The user tower's weights as published (``user.*``) for :class:`UserEncoder`."""

@@ -33,10 +33,10 @@ def ranking_loss(kind: str, users: torch.Tensor, items: torch.Tensor, targets: t
     if kind == "softmax":
         return F.cross_entropy(users @ items.T, targets)
     if kind == "sampled":
-        positives = items[targets]
+        positives = items.index_select(0, targets)
         logits = users @ positives.T
         if item_log_prob is not None:
-            logits = logits - item_log_prob[targets].unsqueeze(0)
+            logits = logits - item_log_prob.index_select(0, targets).unsqueeze(0)
         same = targets.unsqueeze(0) == targets.unsqueeze(1)
         same.fill_diagonal_(False)
         logits = logits.masked_fill(same, float("-inf"))
@@ -44,6 +44,6 @@ def ranking_loss(kind: str, users: torch.Tensor, items: torch.Tensor, targets: t
     if kind == "bpr":
         rng = rng or np.random.default_rng(0)
         negatives = torch.from_numpy(rng.integers(0, len(items), len(targets)))
-        margin = (users * (items[targets] - items[negatives])).sum(-1)
+        margin = (users * (items.index_select(0, targets) - items.index_select(0, negatives))).sum(-1)
         return -F.logsigmoid(margin).mean()
     raise ValueError(f"unknown loss {kind!r}; choose one of {', '.join(LOSSES)}")

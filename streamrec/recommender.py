@@ -91,9 +91,14 @@ class Recommender:
         ``item_id`` -> row.
     items : dict
         ``item_id`` -> :class:`~streamrec.items.Item`, when the caller supplied them.
+    repeatable : bool
+        Whether two identical requests with no learning in between get the same answer.
     """
 
     name = "recommender"
+    #: False when answers depend on earlier requests (e.g. exploration weighted by exposure),
+    #: so two identical requests in a row may differ.
+    repeatable = True
 
     def __init__(self) -> None:
         self.item_ids: list[str] = []

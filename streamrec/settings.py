@@ -151,6 +151,10 @@ class Settings:
         True, "STREAMREC_LEARNER_USE_TEXT",
         "Project all-MiniLM-L6-v2 embeddings of item content into the item tower (needs the `text` extra; "
         "without it items are IDs only).")
+    learner_id_dropout: float = setting(
+        0.25, "STREAMREC_LEARNER_ID_DROPOUT",
+        "Share of items whose ID embedding is dropped in each training batch, so content vectors alone "
+        "rank well (what a brand-new item relies on). Ignored without content.")
     learner_item_embedding_dim: int = setting(
         0, "STREAMREC_LEARNER_ITEM_EMBEDDING_DIM",
         "Length of producer-supplied item `embedding`s to project into the item tower (0: ignore them; "
@@ -159,6 +163,10 @@ class Settings:
         1.0, "STREAMREC_LEARNER_CATALOGUE_PUBLISH_S",
         "New items wait at most this long before a catalogue-only version (same weights, more vectors) is published.")
     learner_seed: int = setting(0, "STREAMREC_LEARNER_SEED", "Seed of initialisation, sampling and the replay reservoir.")
+    learner_torch_threads: int = setting(
+        1, "STREAMREC_LEARNER_TORCH_THREADS",
+        "torch intra-op threads (process-wide; 0: torch's default). The model is small: one thread is "
+        "~20x faster than two when the cores are shared with other processes.")
 
     # --- Serving (issue 4: add serving settings below this line) ------------------------
     serving_default_k: int = setting(

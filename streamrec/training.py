@@ -113,12 +113,14 @@ class ContinualTrainer:
         if s.learner_loss not in LOSSES:
             raise ValueError(f"learner_loss={s.learner_loss!r}: choose one of {', '.join(LOSSES)}")
         self.sequence_length = max(1, min(s.learner_sequence_length, s.recent_items))
+        if s.learner_torch_threads > 0:
+            torch.set_num_threads(s.learner_torch_threads)
         if encoder is None and s.learner_use_text and content_encoder.available():
             encoder = content_encoder.ContentEncoder(cache_dir=s.state_dir / "content-cache")
         elif not s.learner_use_text:
             encoder = None
         self.encoder = encoder
-        self.model = TwoTower(s.vector_dim, len(EVENT_TYPES), text_dim=encoder.dim if encoder else 0,
+        self.model = TwoTower(s.vector_dim, len(EVENT_TYPES), text_dim=encoder.dim if encoder is not None else 0,
                               ext_dim=s.learner_item_embedding_dim, capacity=1024, seed=s.learner_seed)
         self.optimizer_state = torch.optim.Adam(self.model.parameters(), lr=s.learner_learning_rate).state_dict()
         self.item_ids: list[str] = []
@@ -164,7 +166,7 @@ class ContinualTrainer:
         items = [it for it in items if self._content_keys.get(it.item_id) != self._content_key(it)]
         if not items:
             return []
-        texts = self.encoder.encode([it.content() for it in items]) if self.encoder else None
+        texts = self.encoder.encode([it.content() for it in items]) if self.encoder is not None else None
         ext_dim = self.settings.learner_item_embedding_dim
         with self.lock:
             new = [it.item_id for it in items if it.item_id not in self.item_index]
@@ -192,7 +194,7 @@ class ContinualTrainer:
         with self.lock:
             if self._matrix is None or len(self._matrix) != len(self.item_ids):
                 with torch.no_grad():
-                    self._matrix = self.model.items.all(len(self.item_ids))
+                    self._matrix = self.model.items.all(len(self.item_ids)).detach().clone()
             return self._matrix
 
     def observe(self, events: Sequence[Event], offsets: dict[str, int] | None = None) -> ObserveResult:
@@ -310,9 +312,11 @@ class ContinualTrainer:
         optimizer.load_state_dict(optimizer_state)
         losses = []
         model.train()
+        dropout = self.settings.learner_id_dropout if (model.items.text_dim or model.items.ext_dim) else 0.0
         for batch in batches:
             t = _to_torch(batch)
-            matrix = model.items.all(n_items)
+            keep = torch.from_numpy((rng.random(n_items) >= dropout).astype(np.float32)) if dropout > 0 else None
+            matrix = model.items.all(n_items, keep)
             users = model.user_vectors(matrix, t["hist_items"], t["hist_types"], t["ages"], t["lengths"])
             loss = ranking_loss(self.settings.learner_loss, users, matrix, t["target"], log_prob, rng)
             optimizer.zero_grad()

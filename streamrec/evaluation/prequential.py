@@ -186,13 +186,15 @@ def summarise_run(run: MethodRun, plan: StreamPlan, windows: int, item_vectors: 
                        "recommend_us_per_request": 1e6 * run.recommend_s / n}}
 
 
-def sweep_point(lists: list[np.ndarray], plan: StreamPlan, k: int, item_vectors: np.ndarray,
+def sweep_point(lists: list[tuple[int, np.ndarray]], plan: StreamPlan, k: int, item_vectors: np.ndarray,
                 probability: np.ndarray) -> dict:
-    """Overall metrics of lists a method served on the side (one per scored request, in order)."""
+    """Overall metrics of lists a method computed on the side: ``(request number, rows)`` pairs,
+    request numbers counting the scored requests from 0 in stream order."""
     served = np.full((len(lists), k), -1, dtype=np.int64)
-    for r, rows in enumerate(lists):
+    for r, (_, rows) in enumerate(lists):
         served[r, : len(rows)] = rows[:k]
-    targets = plan.item_rows[plan.scored]
+    requests = np.array([j for j, _ in lists], dtype=np.int64)
+    targets = plan.item_rows[plan.scored][requests]
     hits = served == targets[:, None]
     ranks = np.where(hits.any(axis=1), hits.argmax(axis=1), metrics.MISS)
     return metrics.summarise(ranks, served, len(plan.catalogue), item_vectors=item_vectors,

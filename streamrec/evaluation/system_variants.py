@@ -11,7 +11,8 @@ These replay what the running system does, without Kafka, in the harness's event
     ``serving_exploration``). It also records, for the same requests, the lists re-ranking
     with diversity weights ``sweep`` (no exploration) would have served: the
     accuracy-diversity curve at no extra training cost (offline replay: what is served does
-    not feed back into what is learned).
+    not feed back into what is learned). To bound its cost the sweep covers every
+    ``sweep_every``-th request (default 4).
 ``system-full-norerank``
     The same learner, lists ranked by relevance only.
 ``system-no-replay``
@@ -62,17 +63,20 @@ class SystemVariant(Recommender):
     """Shared machinery: per-user recent history, trending fallback, candidate re-ranking."""
 
     def __init__(self, name: str, settings: Settings | None = None, seed: int = 0, diversity: float = 0.0,
-                 exploration: float = 0.0, sweep: Sequence[float] = ()):
+                 exploration: float = 0.0, sweep: Sequence[float] = (), sweep_every: int = 4):
         super().__init__()
         self.name = name
         self.settings = (settings or Settings.from_env()).replace(learner_seed=seed, serving_seed=seed)
         self.seed = seed
         self.diversity, self.exploration, self.sweep = diversity, exploration, tuple(sweep)
+        self.sweep_every = max(1, sweep_every)
+        self.repeatable = exploration <= 0
         self.histories: dict[str, list[tuple[str, str, float]]] = {}
         self.trending = DecayedPopular(self.settings.popularity_half_life_s)
         self.exposure = np.zeros(0, dtype=np.float64)
         self.vectors = np.zeros((0, self.settings.vector_dim), dtype=np.float32)  # catalogue order
-        self.sweep_lists: dict[float, list[np.ndarray]] = {w: [] for w in self.sweep}
+        # diversity weight -> [(request number, rows)]: what that weight would have served.
+        self.sweep_lists: dict[float, list[tuple[int, np.ndarray]]] = {w: [] for w in self.sweep}
         self._requests = 0
         self._rng = np.random.default_rng(seed + 0x5EED)
 
@@ -118,8 +122,9 @@ class SystemVariant(Recommender):
         out = []
         for r, pool in enumerate(pools):
             rel, vec = scores[r, pool], self.vectors[pool]
-            for w in self.sweep:
-                self.sweep_lists[w].append(pool[self._mmr(rel, vec, k, w)])
+            if self.sweep and self._requests % self.sweep_every == 0:
+                for w in self.sweep:
+                    self.sweep_lists[w].append((self._requests, pool[self._mmr(rel, vec, k, w)]))
             rows = pool[self._mmr(rel, vec, k, self.diversity)]
             rows = self._explore(rows, excluded[r], k)
             self.exposure[rows] += 1
@@ -173,6 +178,13 @@ class LearnerVariant(SystemVariant):
             self.trainer = ContinualTrainer(self.settings, items=catalogue, encoder=encoder)
             self._refresh()
 
+    def _on_catalogue(self) -> None:
+        super()._on_catalogue()
+        if self.trainer is not None and len(self.vectors) < len(self.item_ids):
+            # A new item: the model gets its content vector, serving its (untrained) row.
+            self.trainer.add_items([self.items.get(i) or Item(i, i) for i in self.item_ids[len(self.vectors):]])
+            self._refresh()
+
     def _refresh(self) -> None:
         self.encoder = self.trainer.user_encoder()
         ids, vectors = self.trainer.item_vectors()
@@ -184,26 +196,31 @@ class LearnerVariant(SystemVariant):
         self.vectors[known] = vectors[[index[self.item_ids[r]] for r in known]]
 
     def _learn(self, events: Sequence[Event]) -> None:
-        if self.freeze_after is not None and self.observed >= self.freeze_after:
-            return
         if self.freeze_after is not None:
-            events = events[: self.freeze_after - self.observed]
-        self.pending.extend(events)
-        self.observed += len(events)
-        frozen_now = self.freeze_after is not None and self.observed >= self.freeze_after
-        if len(self.pending) >= self.observe_batch or frozen_now:
-            self.trainer.observe(self.pending)
-            self.pending = []
-            trained = False
-            while self.trainer.should_train() or (frozen_now and self.trainer.pending_count):
-                result = self.trainer.train_cycle()
-                self.cycles.append({"events": self.observed, "decision": result.decision,
-                                    "probe": result.probe, "duration_s": result.duration_s})
-                trained = True
-                if result.decision == "skip":
-                    break
-            if trained or len(self.item_ids) != len(self.vectors):
-                self._refresh()
+            events = events[: max(self.freeze_after - self.observed, 0)]
+        trained = False
+        for e in events:
+            self.pending.append(e)
+            self.observed += 1
+            frozen_now = self.observed == self.freeze_after
+            if len(self.pending) >= self.observe_batch or frozen_now:
+                trained |= self._observe(final=frozen_now)
+        if trained or len(self.item_ids) != len(self.vectors):
+            self._refresh()
+
+    def _observe(self, final: bool) -> bool:
+        """Hand the pending events to the learner and run the cycles it asks for."""
+        self.trainer.observe(self.pending)
+        self.pending = []
+        trained = False
+        while self.trainer.should_train() or (final and self.trainer.pending_count):
+            result = self.trainer.train_cycle()
+            self.cycles.append({"events": self.observed, "decision": result.decision,
+                                "probe": result.probe, "duration_s": result.duration_s})
+            trained = True
+            if result.decision == "skip":
+                break
+        return trained
 
     def user_vectors(self, user_ids: Sequence[str]) -> np.ndarray:
         return self.encoder.encode([self.histories.get(u, []) for u in user_ids])

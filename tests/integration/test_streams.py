@@ -13,7 +13,7 @@ from streamrec.kafka import confluent_config, ensure_topics
 from streamrec.replay import EventPublisher, publish_items
 from streamrec.topics import EVENTS_DLQ
 from streamrec.user_state import decode_state
-from tests.processes import Proc
+from streamrec.processes import Proc
 
 pytestmark = pytest.mark.integration
 

@@ -62,7 +62,10 @@ def test_never_returns_excluded_items(name, stream):
     second = rec.recommend(user, K, exclude=exclude)
     assert len(second) == K and not set(second) & exclude
     rows = np.array([rec.item_index[i] for i in exclude])
-    assert rec.recommend(user, K, exclude=rows) == second
+    third = rec.recommend(user, K, exclude=rows)
+    assert len(third) == K and not set(third) & exclude
+    if rec.repeatable:
+        assert third == second
 
 
 def test_fewer_than_k_when_the_catalogue_is_nearly_excluded(name, stream):
@@ -99,7 +102,12 @@ def test_batch_agrees_with_one_at_a_time(name, stream):
     rec = trained(name, stream)
     users = sorted({e.user_id for e in events[:30]})[:8]
     excludes = [{e.item_id for e in events if e.user_id == u} for u in users]
-    assert rec.recommend_many(users, K, excludes) == [rec.recommend(u, K, x) for u, x in zip(users, excludes)]
+    batch = rec.recommend_many(users, K, excludes)
+    single = [rec.recommend(u, K, x) for u, x in zip(users, excludes)]
+    if rec.repeatable:
+        assert batch == single
+    else:
+        assert all(len(b) == K and not set(b) & x for b, x in zip(batch, excludes))
 
 
 def test_items_outside_the_catalogue_become_recommendable(name, stream):

@@ -1,0 +1,1 @@
+"""Benchmarks that print tables and write JSON (``streamrec bench NAME``); numbers, not tests."""
