@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("streamrec.synthetic", "generate a synthetic event stream"),
     "bench": ("streamrec.bench.cli", "throughput, freshness, learner-cycle and memory benchmarks"),
     "status": ("streamrec.status", "live terminal dashboard read from the metrics endpoints"),
-    "chaos": ("streamrec.chaos", "fault-injection scenarios with a loss/duplication table"),
+    "chaos": ("streamrec.chaos.cli", "fault-injection scenarios with a loss/duplication table"),
     "settings": ("streamrec.settings_cli", "print every setting with its current value"),
     "topics": ("streamrec.topics_cli", "create the system's topics on the configured cluster"),
 }

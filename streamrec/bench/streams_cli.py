@@ -24,9 +24,9 @@ def format_table(result: dict) -> str:
     lines += ["", f"freshness at {f['rate_per_s']:,.0f} events/s (ack -> user state on its changelog): "
                   f"p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms ({f['observed']:,}/{f['events']:,} observed)",
               "", "memory per user (in-process batch processor, 3 events per user)",
-              f"{'users':>10} {'state B/user':>13} {'heap B/user':>12} {'in-process ev/s':>16}"]
+              f"{'users':>10} {'state B/user':>13} {'RSS B/user':>12} {'in-process ev/s':>16}"]
     for m in result["memory"]:
-        lines.append(f"{m['users']:>10,} {m['state_bytes_per_user']:>13,} {m['heap_bytes_per_user']:>12,} "
+        lines.append(f"{m['users']:>10,} {m['state_bytes_per_user']:>13,} {m['rss_bytes_per_user']:>12,} "
                      f"{m['in_process_events_per_s']:>16,}")
     lines.append("target: ingest >= 25% of the raw consumer; freshness p99 < 100 ms at 1,000 events/s")
     return "\n".join(lines)

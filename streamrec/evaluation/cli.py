@@ -25,7 +25,7 @@ from rich.console import Console
 
 from streamrec.datasets import DatasetNotFound, load_dataset
 from streamrec.evaluation import report
-from streamrec.evaluation.methods import available_methods
+from streamrec.evaluation.methods import available_methods, default_methods
 from streamrec.evaluation.prequential import prequential
 from streamrec.settings import Settings
 
@@ -36,7 +36,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, default=settings.data_dir, help="where datasets live")
     p.add_argument("--limit", type=int, default=None, help="replay only the first N events")
     p.add_argument("--methods", default=None,
-                   help="comma-separated method names (default: all available; see --list)")
+                   help="comma-separated method names (default: all available but system-full-norerank; see --list)")
     p.add_argument("--list", action="store_true", help="list the available methods and exit")
     p.add_argument("--k", type=int, default=settings.eval_k, help="list length (default %(default)s)")
     p.add_argument("--warmup", type=int, default=settings.eval_warmup,
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print("\n".join(factories))
         return 0
-    names = list(factories) if not args.methods else [m.strip() for m in args.methods.split(",") if m.strip()]
+    names = list(default_methods()) if not args.methods else [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in names if m not in factories]
     if unknown:
         print(f"streamrec evaluate: unknown method(s) {', '.join(unknown)}; available: {', '.join(factories)}",

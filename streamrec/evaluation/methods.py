@@ -34,3 +34,13 @@ def system_variants() -> dict[str, Factory]:
 
 def available_methods() -> dict[str, Factory]:
     return {**BASELINES, **system_variants()}
+
+
+# Evaluated only when asked for by name: the full system's diversity-0 sweep point already
+# gives these numbers in the same run, without training the learner a second time.
+ON_REQUEST_ONLY = frozenset({"system-full-norerank"})
+
+
+def default_methods() -> dict[str, Factory]:
+    """What ``streamrec evaluate`` runs when no ``--methods`` are named."""
+    return {name: f for name, f in available_methods().items() if name not in ON_REQUEST_ONLY}

@@ -78,6 +78,14 @@ def render_table(doc: dict, console: Console | None = None) -> Table:
         style = "bold green" if result["overall"].get("hr") == best else None
         table.add_row(*row, style=style)
     console.print(table)
+    for name, points in (doc.get("sweeps") or {}).items():
+        sweep = Table(title=f"{name}: re-ranking diversity weight sweep (same run, same requests per weight)")
+        for label in ("diversity weight", "requests", f"HR@{k}", f"NDCG@{k}", "coverage", "Gini", "ILD", "novelty"):
+            sweep.add_column(label, justify="right")
+        for p in points:
+            sweep.add_row(f"{p['diversity_weight']:g}", str(p.get("requests", "")),
+                          *[_fmt(p.get(key)) for key in ("hr", "ndcg", "coverage", "gini", "ild", "novelty")])
+        console.print(sweep)
     if "wall_time_s" in doc:
         console.print(f"total wall time {doc['wall_time_s']:.1f} s")
     return table

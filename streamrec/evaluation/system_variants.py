@@ -12,9 +12,12 @@ These replay what the running system does, without Kafka, in the harness's event
     with diversity weights ``sweep`` (no exploration) would have served: the
     accuracy-diversity curve at no extra training cost (offline replay: what is served does
     not feed back into what is learned). To bound its cost the sweep covers every
-    ``sweep_every``-th request (default 4).
+    ``sweep_every``-th request (default 4); weight 0 (relevance order, i.e. the learner
+    without re-ranking) costs nothing and covers every request.
 ``system-full-norerank``
-    The same learner, lists ranked by relevance only.
+    The same learner, lists ranked by relevance only. Registered for separate runs; the
+    default ``streamrec evaluate`` gets the same numbers for free from ``system-full``'s
+    diversity-0 sweep point.
 ``system-no-replay``
     The learner with every mini-batch drawn from the recent window (``recent_fraction=1``).
 ``system-static``
@@ -122,8 +125,9 @@ class SystemVariant(Recommender):
         out = []
         for r, pool in enumerate(pools):
             rel, vec = scores[r, pool], self.vectors[pool]
-            if self.sweep and self._requests % self.sweep_every == 0:
-                for w in self.sweep:
+            every = self._requests % self.sweep_every == 0
+            for w in self.sweep:
+                if every or w <= 0:   # weight 0 costs nothing: kept on every request
                     self.sweep_lists[w].append((self._requests, pool[self._mmr(rel, vec, k, w)]))
             rows = pool[self._mmr(rel, vec, k, self.diversity)]
             rows = self._explore(rows, excluded[r], k)

@@ -8,11 +8,10 @@ from collections import Counter
 import pytest
 from confluent_kafka import Consumer
 
-from streamrec.changelog import read_table_sync
+from streamrec.chaos.streams import compare, dataset_docs, reference, streams_crash, wait_for_states
 from streamrec.kafka import confluent_config, ensure_topics
 from streamrec.replay import EventPublisher, publish_items
 from streamrec.topics import EVENTS_DLQ
-from streamrec.user_state import decode_state
 from streamrec.processes import Proc
 
 pytestmark = pytest.mark.integration
@@ -29,40 +28,10 @@ BAD = {
 }
 
 
-def reference(docs: list[dict]) -> dict[str, dict]:
-    """Per-user counts, last event time and recent items computed straight from the input."""
-    seen_ids: set[str] = set()
-    ref: dict[str, dict] = {}
-    for d in docs:
-        if d.get("event_id") in seen_ids:
-            continue
-        if d.get("event_id"):
-            seen_ids.add(d["event_id"])
-        r = ref.setdefault(str(d["user_id"]), {"counts": Counter(), "last": 0.0, "recent": []})
-        r["counts"][d["event_type"]] += 1
-        r["last"] = max(r["last"], d["timestamp"])
-        r["recent"] = (r["recent"] + [str(d["item_id"])])[-50:]
-    return ref
-
-
-def wait_for_state(settings, expected_total: int, timeout: float = 90.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        states = {k.decode(): decode_state(v) for k, v in read_table_sync(settings, "user_state").items()}
-        total = sum(s.applied for s in states.values())
-        if total >= expected_total or time.monotonic() > deadline:
-            return states
-        time.sleep(0.5)
-
-
-def assert_matches(states: dict, ref: dict) -> None:
+def assert_matches(states: dict, docs: list[dict]) -> None:
+    ref = reference(docs)
     assert set(states) == set(ref)
-    for user, r in ref.items():
-        s = states[user]
-        assert s.counts == dict(r["counts"]), user
-        assert s.applied == sum(r["counts"].values()), user
-        assert s.last_event_time == r["last"], user
-        assert [i for i, _, _ in s.recent] == r["recent"], user
+    assert compare(states, ref) == {"lost": 0, "applied_twice": 0, "users_mismatched": 0}
 
 
 def read_dlq(settings, expected: int, timeout: float = 30.0) -> list:
@@ -84,16 +53,10 @@ def read_dlq(settings, expected: int, timeout: float = 30.0) -> list:
     return out
 
 
-def movielens_docs(ml100k, n: int) -> list[dict]:
-    return [{"user_id": str(ml100k.user_ids[j]), "item_id": str(ml100k.item_ids[j]), "event_type": "rating",
-             "timestamp": float(ml100k.timestamps[j]), "value": float(ml100k.values[j]),
-             "event_id": f"ml-{j}"} for j in range(n)]
-
-
 def test_valid_applied_once_bad_dead_lettered_duplicates_once(settings, ml100k):
     settings = settings.replace(max_message_bytes=65536)
     ensure_topics(settings)
-    docs = movielens_docs(ml100k, 3000)
+    docs = dataset_docs(ml100k, 3000, event_ids=True)
     publish_items(settings, ml100k.items[:50])
     with Proc("streams", settings, "streams_web_port") as worker:
         worker.wait_ready()
@@ -112,10 +75,10 @@ def test_valid_applied_once_bad_dead_lettered_duplicates_once(settings, ml100k):
         packed.publish(docs[-500:])
         single.flush()
         packed.flush()
-        states = wait_for_state(settings, len(docs))
+        states = wait_for_states(settings, len(docs), 90)
         dead = read_dlq(settings, len(BAD) + 2)
         metrics = worker.metrics()
-    assert_matches(states, reference(docs))
+    assert_matches(states, docs)
     reasons = Counter(dict(m.headers())["reason"].decode() for m in dead)
     assert reasons == Counter({**{r: 1 for r in BAD}, "oversized": 1, "missing_field": 2})
     for m in dead:
@@ -128,25 +91,8 @@ def test_valid_applied_once_bad_dead_lettered_duplicates_once(settings, ml100k):
 
 @pytest.mark.slow
 def test_worker_killed_and_restarted_recovers_tables_and_applies_once(settings, ml100k):
-    """SIGKILL mid-stream: the restarted worker restores its tables from the changelog,
-    replays the uncommitted tail and skips what the restored state already holds."""
-    ensure_topics(settings)
-    docs = movielens_docs(ml100k, 20000)
-    for d in docs:  # no event_ids: only the offset watermarks protect against double counting
-        d.pop("event_id")
-    pub = EventPublisher(settings, pack=20)
-    worker = Proc("streams", settings, "streams_web_port").start()
-    worker.wait_ready()
-    for part in range(4):
-        pub.publish(docs[part * 5000:(part + 1) * 5000])
-        pub.flush()
-        time.sleep(0.7)
-        if part < 3:
-            worker.kill()
-            worker = Proc("streams", settings.replace(streams_web_port=worker.port), "streams_web_port").start()
-            worker.wait_ready(90)
-    try:
-        states = wait_for_state(settings, len(docs), timeout=120)
-    finally:
-        worker.stop()
-    assert_matches(states, reference(docs))
+    """SIGKILL three times mid-stream: each restarted worker restores its tables from the
+    changelog, replays the uncommitted tail and skips what the restored state already holds."""
+    row = streams_crash(settings, dataset_docs(ml100k, 20000), kills=3, seed=1)
+    assert row["applied"] == 20000
+    assert (row["lost"], row["applied_twice"], row["users_mismatched"]) == (0, 0, 0)

@@ -5,7 +5,7 @@ import pytest
 from streamrec.events import Event
 from streamrec.items import Item
 from streamrec.training import ContinualTrainer
-from tests.fixtures_learner import small_settings
+from tests.learner_helpers import small_settings
 
 pytest_plugins = ["tests.fixtures_learner"]
 
@@ -58,8 +58,15 @@ def test_untouched_new_item_is_retrieved_by_its_content_vector(ml100k, text_enco
     base_rate = np.mean([family(it) for it in ml100k.items])   # ~3% of the catalogue
     assert len(related) >= 4, (related, [by_id[i].title for i in neighbours])
     assert len(related) / 20 > 3 * base_rate
-    # And a user who watches animation finds it among the top of the catalogue from content alone.
+    # Content personalises it: an animation fan ranks it far higher than a horror fan does.
     t0 = float(ml100k.timestamps[4000])
-    history = [(i, "rating", t0 + k) for k, i in enumerate(["1", "71", "95", "99", "588"])]  # animated features
-    top = [i for i, _ in trainer.recommend(history, k=100, exclude=[h[0] for h in history])]
-    assert "toy-story-3" in top
+    horror = [it.item_id for it in ml100k.items if "Horror" in it.tags and not family(it)][:5]
+
+    def rank_for(liked: list[str]) -> int:
+        history = [(i, "rating", t0 + k) for k, i in enumerate(liked)]
+        ranked = [i for i, _ in trainer.recommend(history, k=len(ids), exclude=liked)]
+        return ranked.index("toy-story-3")
+
+    fan = rank_for(["1", "71", "95", "99", "588"])   # Toy Story, Lion King, Aladdin, Snow White, Beauty and the Beast
+    assert fan < 0.1 * len(ids), fan
+    assert fan < rank_for(horror)

@@ -11,7 +11,7 @@ from streamrec.model import TwoTower, user_encoder_from_snapshot
 from streamrec.model_store import load_version, write_version
 from streamrec.ranking_loss import LOSSES, ranking_loss
 from streamrec.training import ContinualTrainer, _to_torch
-from tests.fixtures_learner import small_settings
+from tests.learner_helpers import small_settings
 
 
 def events_of(ds, start: int, stop: int) -> list[Event]:
