@@ -72,7 +72,17 @@ async def serve(settings: Settings, *, topic_agent: bool = True) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     process = ServingProcess(settings, topic_agent=topic_agent)
-    await process.start()
+    # start() waits for the broker as long as it takes: a SIGTERM meanwhile must still stop us.
+    starting = asyncio.create_task(process.start())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        await process.stop()
+        return 0
+    stopping.cancel()
+    starting.result()
     print(f"streamrec serving on {process.url} (model version {process.holder.current.version})", flush=True)
     try:
         await stop.wait()

@@ -45,3 +45,16 @@ FRESHNESS_LAG = Histogram("streamrec_serving_freshness_lag_seconds",
                           buckets=_LAG_BUCKETS)
 FRESHNESS_LAST = Gauge("streamrec_serving_freshness_lag_last_seconds",
                        "Freshness lag of the newest event batch applied.")
+
+# Online quality of live traffic (see streamrec.online_metrics): a served list is scored when
+# that user's next event arrives; exposure is over the most recent served lists.
+ONLINE_HIT_RATE = Gauge("streamrec_serving_online_hit_rate",
+                        "HR@10 over a sliding window of served lists scored by the user's next event.")
+ONLINE_NDCG = Gauge("streamrec_serving_online_ndcg",
+                    "NDCG@10 over a sliding window of served lists scored by the user's next event.")
+EXPOSURE_ENTROPY = Gauge("streamrec_serving_exposure_entropy_bits",
+                         "Shannon entropy (bits) of item exposure over the recent served lists.")
+EXPOSURE_GINI = Gauge("streamrec_serving_exposure_gini",
+                      "Gini index of item exposure over the recent served lists (0 even, 1 concentrated).")
+CATALOGUE_COVERAGE = Gauge("streamrec_serving_catalogue_coverage_ratio",
+                           "Share of the indexed catalogue shown at least once in the recent served lists.")

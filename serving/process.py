@@ -26,6 +26,7 @@ from serving.recommender_service import RecommenderService
 from serving.replica_feeds import ReplicaFeeds, wait_until
 from serving.request_agent import RequestAgent
 from serving.state_replica import StateReplica
+from streamrec.broker_watch import BrokerWatch
 from streamrec.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ class ServingProcess:
         self.feeds = ReplicaFeeds(settings, self.replica, self.holder)
         self.agent = RequestAgent(settings, self.service) if topic_agent else None
         self.http_enabled = http
+        self.watch = BrokerWatch(settings)
+        self._watch_task: asyncio.Task | None = None
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -48,14 +51,15 @@ class ServingProcess:
         return f"http://{self.settings.http_host}:{self.port}"
 
     def not_ready(self) -> list[str]:
-        return self.feeds.not_ready()
+        return self.watch.reasons() + self.feeds.not_ready()
 
     async def start(self) -> "ServingProcess":
         # OpenMP's thread count is per calling thread: set it on the thread that searches.
         # One query over <=100k vectors is far cheaper than waking a thread pool (measured:
         # 22 ms per request with the default pool on 2 busy cores, 1 ms without).
         faiss.omp_set_num_threads(1)
-        await self.feeds.start()
+        # HTTP first, so /readyz explains (503, "broker ... unreachable") while the broker
+        # is not there yet; then wait for it (retrying with backoff, however long it takes).
         if self.http_enabled:
             app = build_app(self.service, self.not_ready)
             self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -64,6 +68,9 @@ class ServingProcess:
             await site.start()
             self.port = self._runner.addresses[0][1]
             log.info("serving HTTP on %s", self.url)
+        await self.watch.wait_reachable()
+        self._watch_task = asyncio.create_task(self.watch.run())
+        await self.feeds.start()
         if self.agent is not None:
             await self.agent.start()
         return self
@@ -80,6 +87,10 @@ class ServingProcess:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            await asyncio.gather(self._watch_task, return_exceptions=True)
+            self._watch_task = None
         if self.agent is not None:
             try:
                 await self.agent.stop()

@@ -150,6 +150,8 @@ class RecommenderService:
                        if self._allowed(i, req)][: req.k - len(ranked)]
         for r in ranked:
             self.exposure[r.item_id] = self.exposure.get(r.item_id, 0) + 1
+        self.replica.quality.set_catalogue_size(len(bundle.index))
+        self.replica.quality.served(req.user_id, [r.item_id for r in ranked])
         return {"request_id": req.request_id, "user_id": req.user_id,
                 "items": [self._item_json(r) for r in ranked], "model_version": bundle.version,
                 "state_time": (state.last_event_time or None) if state is not None else None,

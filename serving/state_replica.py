@@ -53,6 +53,7 @@ from serving.trending import DecayedPopularity
 from streamrec.events import Event, parse_message
 from streamrec.item_vectors import ItemVectors
 from streamrec.items import InvalidItem, Item, parse_item
+from streamrec.online_metrics import OnlineQuality
 from streamrec.settings import Settings
 from streamrec.user_state import UserState, decode_state
 
@@ -78,6 +79,10 @@ class StateReplica:
         self.item_vectors = ItemVectors(settings.vector_dim)
         self.catalogue: dict[str, Item] = {}
         self.trending = DecayedPopularity(settings.popularity_half_life_s)
+        self.quality = OnlineQuality(k=10)
+        self.quality.bind(hit_rate=metrics.ONLINE_HIT_RATE, ndcg=metrics.ONLINE_NDCG,
+                          entropy=metrics.EXPOSURE_ENTROPY, gini=metrics.EXPOSURE_GINI,
+                          coverage=metrics.CATALOGUE_COVERAGE)
         self.events_applied = 0
         self.rejected = 0
 
@@ -99,6 +104,7 @@ class StateReplica:
             by_user[ev.user_id].append(k)
         applied_total = 0
         counted: list[int] = []
+        fresh: list[int] = []
         for user_id, ks in by_user.items():
             state = self.users.get(user_id)
             if state is None:
@@ -106,18 +112,17 @@ class StateReplica:
             result = state.apply([located[k][0] for k in ks], vectors[ks], [located[k][1] for k in ks],
                                  weights=self.weights, half_life=s.user_vector_half_life_s,
                                  recent_limit=s.recent_items, dedup_limit=s.dedup_ids)
-            if isinstance(result, int):   # older UserState.apply returned a count
-                applied_total += result
-                counted.extend(ks)
-            else:
-                applied_total += len(result.applied)
-                # Trending counts every event that is not an event_id duplicate, including
-                # ones a changelog state already held: trending is computed here, not there.
-                counted.extend(ks[j] for j in result.unique)
+            applied_total += len(result.applied)
+            # Trending counts every event that is not an event_id duplicate, including
+            # ones a changelog state already held: trending is computed here, not there.
+            counted.extend(ks[j] for j in result.unique)
+            fresh.extend(ks[j] for j in result.applied)
         if counted:
             evs = [located[k][0] for k in counted]
             self.trending.add([ev.item_id for ev in evs], (ev.timestamp for ev in evs),
                               (self.weights.get(ev.event_type, 1.0) for ev in evs))
+        if fresh:  # each user's next event scores the list served to them before it
+            self.quality.observe([located[k][0].user_id for k in fresh], [located[k][0].item_id for k in fresh])
         self.events_applied += applied_total
         return applied_total
 

@@ -44,11 +44,16 @@ def ranking_metrics(scores: np.ndarray, targets: np.ndarray,
                     exclude: tuple[np.ndarray, np.ndarray] | None = None, k: int = 10) -> dict:
     """HR@k and NDCG@k of one relevant item per row."""
     if len(targets) == 0:
+        return metrics_from_ranks(np.zeros(0, np.int64), k)
+    return metrics_from_ranks(target_ranks(scores, targets, exclude), k)
+
+
+def metrics_from_ranks(ranks: np.ndarray, k: int = 10) -> dict:
+    if len(ranks) == 0:
         return {f"hr@{k}": 0.0, f"ndcg@{k}": 0.0, "n": 0}
-    ranks = target_ranks(scores, targets, exclude)
     hit = ranks < k
     ndcg = np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0)
-    return {f"hr@{k}": float(hit.mean()), f"ndcg@{k}": float(ndcg.mean()), "n": int(len(targets))}
+    return {f"hr@{k}": float(hit.mean()), f"ndcg@{k}": float(ndcg.mean()), "n": int(len(ranks))}
 
 
 @dataclass

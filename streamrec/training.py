@@ -22,7 +22,7 @@ Interface (stable, used by the evaluation harness)
 ``add_items(items) -> list[str]`` (ids new to the model)
 ``should_train(now=None) -> bool``
 ``train_cycle() -> CycleResult``
-``recommend(history, k=10, exclude=()) -> list[tuple[str, float]]``
+``recommend(history, k=10, exclude=()) -> list[tuple[str, float]]``; ``recommend_many(histories, k, excludes)``
 ``item_vectors() -> tuple[list[str], np.ndarray]``; ``user_encoder() -> UserEncoder``
 
 Loss choice, measured (``python -m learner.measure``: MovieLens 100K, first 20,000 events in
@@ -71,7 +71,7 @@ import torch
 from streamrec import content_encoder
 from streamrec.drift import DriftMonitor
 from streamrec.events import EVENT_TYPES, Event
-from streamrec.gate import EvaluationGate, GateDecision, ranking_metrics, target_ranks
+from streamrec.gate import EvaluationGate, GateDecision, metrics_from_ranks, target_ranks
 from streamrec.interaction_log import InteractionLog, example_columns
 from streamrec.items import Item
 from streamrec.model import TwoTower, UserEncoder, snapshot_metadata
@@ -155,6 +155,7 @@ class ContinualTrainer:
         self.catalogue_changed_at: float | None = None
         self.last_result: CycleResult | None = None
         self._matrix: torch.Tensor | None = None  # current model's item vectors, cached
+        self._encoder: UserEncoder | None = None  # the current model as serving sees it, cached
         self.lock = threading.RLock()
         if items:
             self.add_items(items)
@@ -170,7 +171,7 @@ class ContinualTrainer:
             self.model.items.grow(n)
             if n > len(self.item_counts):
                 self.item_counts = np.concatenate([self.item_counts, np.zeros(n, np.float64)])
-            self._matrix = None
+            self._matrix = self._encoder = None
         return np.fromiter((self.item_index[i] for i in item_ids), np.int64, len(item_ids))
 
     def add_items(self, items: Iterable[Item]) -> list[str]:
@@ -192,7 +193,7 @@ class ContinualTrainer:
                             self.model.items.ext[row] = torch.tensor(it.embedding, dtype=torch.float32)
             for it in items:
                 self._content_keys[it.item_id] = self._content_key(it)
-            self._matrix = None
+            self._matrix = self._encoder = None
             self.catalogue_changed_at = self.catalogue_changed_at or time.monotonic()
         return new
 
@@ -226,8 +227,7 @@ class ContinualTrainer:
             hits = 0
             if scored.any():
                 subset = {k: v[scored] for k, v in examples.items()}
-                ranks = target_ranks(self._score(self.model, subset), subset["target"].astype(np.int64),
-                                     self.log.exclusions(subset["user"], subset["seen_count"]))
+                ranks = self._ranks(self.model, subset, self.current_matrix())
                 outcomes = (ranks < 10).astype(np.float64)
                 hits = int(outcomes.sum())
                 for hit in outcomes:
@@ -251,22 +251,26 @@ class ContinualTrainer:
         return bool(s.learner_train_every_s) and now - self.last_cycle_time >= s.learner_train_every_s
 
     # -- scoring ---------------------------------------------------------------------------
-    def _score(self, model: TwoTower, batch: dict[str, np.ndarray], matrix: torch.Tensor | None = None) -> np.ndarray:
-        with torch.no_grad():
-            if matrix is None:
-                matrix = self.current_matrix() if model is self.model else model.items.all(len(self.item_ids))
-            t = _to_torch(batch)
-            users = model.user_vectors(matrix, t["hist_items"], t["hist_types"], t["ages"], t["lengths"])
-            return (users @ matrix.T).numpy()
+    def _ranks(self, model: TwoTower, examples: dict[str, np.ndarray], matrix: torch.Tensor,
+               chunk: int = 256) -> np.ndarray:
+        """Rank of each example's target under ``model`` (seen items excluded), in bounded chunks."""
+        out = []
+        for start in range(0, len(examples["target"]), chunk):
+            part = {k: v[start:start + chunk] for k, v in examples.items()}
+            with torch.no_grad():
+                t = _to_torch(part)
+                users = model.user_vectors(matrix, t["hist_items"], t["hist_types"], t["ages"], t["lengths"])
+                scores = (users @ matrix.T).numpy()
+            out.append(target_ranks(scores, part["target"].astype(np.int64),
+                                    self.log.exclusions(part["user"], part["seen_count"])))
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
 
     def _evaluate(self, model: TwoTower, examples: dict[str, np.ndarray] | None, n_items: int) -> dict:
         if examples is None or len(examples["target"]) == 0:
-            return ranking_metrics(np.zeros((0, 1)), np.zeros(0, np.int64))
+            return metrics_from_ranks(np.zeros(0, np.int64))
         with torch.no_grad():
             matrix = model.items.all(n_items)
-        scores = self._score(model, examples, matrix)
-        return ranking_metrics(scores, examples["target"].astype(np.int64),
-                               self.log.exclusions(examples["user"], examples["seen_count"]))
+        return metrics_from_ranks(self._ranks(model, examples, matrix))
 
     # -- training --------------------------------------------------------------------------
     def train_cycle(self) -> CycleResult:
@@ -305,7 +309,7 @@ class ContinualTrainer:
             if decision.accepted:
                 self.model, self.optimizer_state = candidate, optimizer_state
                 self.generation += 1
-                self._matrix = None
+                self._matrix = self._encoder = None
             self.buffer.add(holdout)
             probe = self._evaluate(self.model, self.probe, n_items) if self.probe is not None else {}
             result = CycleResult(decision.decision, decision.reason, n_new, n_hold, len(batches),
@@ -363,22 +367,38 @@ class ContinualTrainer:
             return ids, vectors, self.model.user_tensors(), snapshot_metadata(self.sequence_length)
 
     def user_encoder(self) -> UserEncoder:
-        ids, vectors, tensors, meta = self.export()
-        return UserEncoder(ids, vectors, tensors, self.sequence_length, meta["user_encoder"]["event_types"])
+        """The current model's user tower in numpy, exactly what serving builds from a snapshot."""
+        with self.lock:
+            if self._encoder is None or len(self._encoder.item_index) != len(self.item_ids):
+                ids, vectors, tensors, meta = self.export()
+                self._encoder = UserEncoder(ids, vectors, tensors, self.sequence_length,
+                                            meta["user_encoder"]["event_types"])
+            return self._encoder
 
     def recommend(self, history: Sequence[tuple[str, str, float]], k: int = 10,
                   exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
         """Top ``k`` items for a history of (item_id, event_type, timestamp), oldest first."""
+        return self.recommend_many([history], k, [exclude])[0]
+
+    def recommend_many(self, histories: Sequence[Sequence[tuple[str, str, float]]], k: int = 10,
+                       excludes: Sequence[Iterable[str]] | None = None) -> list[list[tuple[str, float]]]:
+        """:meth:`recommend` for a batch of users (one matrix product)."""
         encoder = self.user_encoder()
-        user = encoder.encode([list(history)])[0]
-        ids, vectors = self.item_vectors()
-        scores = vectors @ user
-        for item_id in exclude:
-            row = self.item_index.get(item_id)
-            if row is not None and row < len(scores):
-                scores[row] = -np.inf
-        top = np.argsort(-scores, kind="stable")[:k]
-        return [(ids[j], float(scores[j])) for j in top if np.isfinite(scores[j])]
+        users = encoder.encode([list(h) for h in histories])
+        ids = list(encoder.item_index)
+        scores = users @ encoder.item_vectors[:-1].T
+        for row, exclude in enumerate(excludes or ()):
+            cols = [encoder.item_index[i] for i in exclude if i in encoder.item_index]
+            scores[row, cols] = -np.inf
+        k = min(k, scores.shape[1])
+        if k <= 0:
+            return [[] for _ in histories]
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        out = []
+        for row, cand in enumerate(top):
+            cand = cand[np.argsort(-scores[row, cand], kind="stable")]
+            out.append([(ids[j], float(scores[row, j])) for j in cand if np.isfinite(scores[row, j])])
+        return out
 
 
 def _pad_optimizer_state(state_dict: dict, params: list[torch.Tensor]) -> None:

@@ -12,7 +12,7 @@ import logging
 import faust
 from aiohttp import web
 
-from streamrec.kafka import ensure_topics
+from streamrec.broker_watch import BrokerWatch, wait_for_broker
 from streamrec.model_follower import follow_models
 from streamrec.observability import add_health_routes
 from streamrec.settings import Settings
@@ -22,9 +22,15 @@ from streams.app import StreamsApp
 log = logging.getLogger(__name__)
 
 
-def build(settings: Settings) -> StreamsApp:
+def build(settings: Settings, watch: BrokerWatch | None = None) -> StreamsApp:
     streams = StreamsApp(settings)
     app = streams.app
+    watch = watch or BrokerWatch(settings)
+
+    @app.task
+    async def watch_broker() -> None:
+        # Faust/aiokafka reconnect by themselves; this makes an outage show on /readyz.
+        await watch.run()
 
     @app.task
     async def follow_model_updates() -> None:
@@ -37,7 +43,7 @@ def build(settings: Settings) -> StreamsApp:
     @app.task
     async def serve_http() -> None:
         web_app = web.Application()
-        add_health_routes(web_app, streams.ready_reasons)
+        add_health_routes(web_app, lambda: watch.reasons() + streams.ready_reasons())
         runner = web.AppRunner(web_app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, settings.http_host, settings.streams_web_port).start()
@@ -61,8 +67,9 @@ def main(argv: list[str]) -> int:
     settings = Settings.from_env(bootstrap_servers=args.bootstrap_servers, streams_web_port=args.port)
     configure_logging(settings)
     with embedded_or_configured(settings) as settings:
-        ensure_topics(settings)
-        streams = build(settings)
+        # Started before its broker: /readyz says why (503) and the wait retries with backoff.
+        watch = wait_for_broker(settings, health_port=settings.streams_web_port)
+        streams = build(settings, watch)
         worker = faust.Worker(streams.app, loglevel=settings.log_level.lower(), quiet=True,
                               redirect_stdouts=False, override_logging=False)
         worker.execute_from_commandline()

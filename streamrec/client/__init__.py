@@ -27,6 +27,7 @@ Examples
 """
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -86,6 +87,10 @@ class RecClient:
             if isinstance(exc.reason, TimeoutError):
                 raise RecTimeout(f"no answer from {self.url} within {self.timeout}s") from exc
             raise RecUnavailable(f"{self.url} unreachable: {exc.reason}") from exc
+        except (http.client.HTTPException, OSError, ValueError) as exc:
+            # The server went away mid-exchange (reset, closed before or during the answer,
+            # a truncated body): urllib lets these through unwrapped.
+            raise RecUnavailable(f"{self.url} connection lost: {type(exc).__name__}: {exc}") from exc
         raise AssertionError("unreachable")
 
     def recommend(self, user_id: str, k: int | None = None, **options: Any) -> dict:
@@ -137,6 +142,9 @@ class AsyncRecClient:
             raise RecTimeout(f"no answer from {self.url} within {self.timeout}s") from exc
         except aiohttp.ClientConnectionError as exc:
             raise RecUnavailable(f"{self.url} unreachable: {exc}") from exc
+        except (aiohttp.ClientError, ValueError) as exc:
+            # A truncated or garbled answer (the server died mid-response).
+            raise RecUnavailable(f"{self.url} connection lost: {type(exc).__name__}: {exc}") from exc
 
     async def recommend(self, user_id: str, k: int | None = None, **options: Any) -> dict:
         if not options:   # the GET form: cacheable and cheapest to parse
