@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if broker is not None:
             broker.stop()
-    return 0
+    return 1 if learner.failed else 0
 
 
 if __name__ == "__main__":

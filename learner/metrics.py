@@ -19,7 +19,9 @@ REPLAY_EXAMPLES = Gauge("streamrec_learner_replay_buffer_examples", "Examples he
 REPLAY_FILL = Gauge("streamrec_learner_replay_buffer_fill_ratio", "Examples held / capacity, by store.", ["store"])
 NEWEST_HR10 = Gauge("streamrec_learner_newest_version_hr10", "HR@10 of the newest trained version on its held-out events.")
 NEWEST_NDCG10 = Gauge("streamrec_learner_newest_version_ndcg10", "NDCG@10 of the newest trained version on its held-out events.")
-CANDIDATE_NDCG10 = Gauge("streamrec_learner_candidate_ndcg10", "NDCG@10 of the last candidate, accepted or not.")
+GATE_SCORE = Gauge("streamrec_learner_gate_score",
+                   "Scores of the last gate on its held-out events, by model (candidate, current) and metric.",
+                   ["model", "metric"])
 PROBE_HR10 = Gauge("streamrec_learner_forgetting_probe_hr10", "HR@10 of the current model on the fixed forgetting probe.")
 PROBE_NDCG10 = Gauge("streamrec_learner_forgetting_probe_ndcg10",
                      "NDCG@10 of the current model on the fixed forgetting probe.")

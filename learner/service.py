@@ -70,7 +70,9 @@ class Learner:
         self.connected = False
         self.trainer_alive = False
         self.last_scores: dict = {}
-        self.published: list = []          # announcements sent by this process, oldest first
+        self.newest: Announcement | None = None   # the newest version announced by this process
+        self.versions_published = 0
+        self.failed = False
         self.gate_decisions: dict[str, int] = {}
         self._commit_request: dict[str, int] | None = None
         self._drift_counted = 0
@@ -170,8 +172,11 @@ class Learner:
             if catalogue:
                 self.trainer.add_items(catalogue)
                 M.ITEMS.set(len(self.trainer.item_ids))
+            if self._backpressure():
+                self.stop_event.wait(0.05)
+                continue
             batch, offsets = [], {}
-            for msg in events.consume(num_messages=2000, timeout=0.2):
+            for msg in events.consume(num_messages=200, timeout=0.2):
                 if msg.error():
                     M.KAFKA_ERRORS.inc()
                     continue
@@ -196,6 +201,19 @@ class Learner:
                 self._commit(events)
             if self._producer is not None:
                 self._producer.poll(0)
+
+    def _backpressure(self) -> bool:
+        """True while more than two cycles' worth of events wait to be trained on.
+
+        A fast replay (or a backlog after downtime) would otherwise be swallowed before the
+        first cycle: one cycle over everything instead of one per ``learner_train_every_events``,
+        and an unbounded pending list. While it holds, the loop stops reading ``events`` (the
+        backlog waits in Kafka as consumer lag) until the training thread drains it, which
+        takes one cycle: seconds, far below the consumer's max.poll.interval.ms.
+        """
+        s = self.settings
+        limit = 2 * s.learner_train_every_events if s.learner_train_every_events else 50_000
+        return self.trainer.pending_count >= max(limit, s.learner_min_events)
 
     def _commit(self, consumer: Consumer) -> None:
         request, self._commit_request = self._commit_request, None
@@ -224,9 +242,10 @@ class Learner:
                     self._checkpoint()
                 else:
                     self.stop_event.wait(0.1)
-                M.MODEL_AGE.set(time.time() - self.published[-1].created_at if self.published else 0.0)
+                M.MODEL_AGE.set(time.time() - self.newest.created_at if self.newest else 0.0)
         except Exception:
             log.exception("training thread failed; stopping the learner")
+            self.failed = True
             self.stop_event.set()
         finally:
             self.trainer_alive = False
@@ -243,7 +262,9 @@ class Learner:
         M.TRAINING_LOSS.set(result.loss_last)
         M.GATE_DECISIONS.labels(result.decision).inc()
         self.gate_decisions[result.decision] = self.gate_decisions.get(result.decision, 0) + 1
-        M.CANDIDATE_NDCG10.set(result.candidate.get("ndcg@10", 0.0))
+        for model, scores in (("candidate", result.candidate), ("current", result.current)):
+            for metric in ("hr@10", "ndcg@10"):
+                M.GATE_SCORE.labels(model, metric.replace("@", "")).set(scores.get(metric, 0.0))
         if result.probe:
             M.PROBE_HR10.set(result.probe["hr@10"])
             M.PROBE_NDCG10.set(result.probe["ndcg@10"])
@@ -277,7 +298,8 @@ class Learner:
         announcement = write_version(self.models_dir, version, ids, vectors, tensors, scores, extra_metadata=meta)
         self._announce(announcement.encode())
         self.version = version
-        self.published.append(announcement)
+        self.newest = announcement
+        self.versions_published += 1
         M.MODEL_VERSION.set(version)
         M.MODEL_CREATED.set(announcement.created_at)
         M.VERSIONS_PUBLISHED.labels(scores.get("kind", "trained")).inc()
@@ -316,7 +338,7 @@ class Learner:
                                     hashlib.sha256(data).hexdigest(), int(header[0]), int(header[1]),
                                     dict(meta.get("scores") or {}))
         self._announce(announcement.encode())
-        self.published.append(announcement)
+        self.newest = announcement
         self.last_scores = dict(announcement.scores)
         M.MODEL_CREATED.set(announcement.created_at)
         log.info("re-announced version %d after restart", self.version)

@@ -46,6 +46,7 @@ def test_sweep_points_come_out_of_one_run(ml100k):
     doc = prequential(ml100k, {"full": rec}, limit=600)
     points = doc["sweeps"]["full"]
     assert [p["diversity_weight"] for p in points] == [0.0, 1.0]
-    assert points[0]["requests"] == 300
-    # Weight 0 is plain relevance order, i.e. what the variant itself served on those requests.
+    # Weight 0 (relevance order: what the variant itself served) covers every request.
+    assert points[0]["requests"] == 600 and points[1]["requests"] == 300
+    assert points[0]["hr"] == doc["methods"]["full"]["overall"]["hr"]
     assert points[1]["ild"] >= points[0]["ild"]
