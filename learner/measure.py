@@ -7,6 +7,16 @@ items the user already had, then trained on. Only events whose user has a histor
 docstring come from here.
 
     python -m learner.measure --events 20000 --loss softmax --text
+
+Measured on this 2-core machine (seed 0, 500 events per batch; the cycle times were taken
+while other test suites shared the cores):
+
+| loss | text | events | every | model HR@10 | popularity HR@10 | mean cycle s |
+|---|---|---|---|---|---|---|
+| sampled | MiniLM | 100,000 | 5,000 | 0.1615 | 0.0426 | 2.85 |
+| softmax | MiniLM | 100,000 | 5,000 | 0.1518 | 0.0426 | 2.63 |
+| sampled | MiniLM | 20,000 | 2,000 | 0.1211 | 0.0414 | 0.67 |
+| sampled | IDs | 20,000 | 2,000 | 0.1210 | 0.0414 | 0.98 |
 """
 from __future__ import annotations
 

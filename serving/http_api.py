@@ -7,7 +7,8 @@ Routes (the OpenAPI document at ``/openapi.json`` describes each):
   ``diversity``, ``exploration``, ``seed``, ``include_seen``);
 * ``GET /items/{item_id}/similar?k=10`` and ``GET /items/{item_id}``;
 * ``GET /users/{user_id}``;
-* ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` (:mod:`streamrec.observability`).
+* ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` (:mod:`streamrec.observability`);
+* ``/admin/*`` behind a bearer token when ``STREAMREC_ADMIN_TOKEN`` is set (:mod:`serving.admin_api`).
 
 Robustness: every client error is a 4xx JSON ``{"error", "field"}`` naming the field; a body
 over ``serving_max_body_bytes`` is a 413; anything unexpected is a 500 JSON and a log line,
@@ -26,6 +27,7 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from serving import metrics
+from serving.admin_api import add_admin_routes
 from serving.recommender_service import RecommenderService
 from serving.request_model import FIELDS, RequestError, parse_request
 from streamrec.observability import add_health_routes
@@ -166,6 +168,7 @@ def build_app(service: RecommenderService, ready: Callable[[], list[str]]) -> we
     app.router.add_get("/users/{user_id}", user, name="user")
     app.router.add_get("/openapi.json", openapi)
     add_health_routes(app, ready)
+    add_admin_routes(app, service.holder, settings.serving_admin_token)   # nothing when no token is set
     return app
 
 

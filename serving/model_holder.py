@@ -32,11 +32,13 @@ import numpy as np
 
 from serving import metrics
 from serving.state_replica import StateReplica
-from streamrec.model_store import Announcement, Snapshot
+from streamrec.model_store import Announcement, ChecksumMismatch, Snapshot, load_version
 from streamrec.retrieval import VectorIndex
 from streamrec.settings import Settings
 
 log = logging.getLogger(__name__)
+
+KEEP_ANNOUNCEMENTS = 5
 
 
 def _encoder_factory() -> Callable[[Snapshot], Any] | None:
@@ -79,6 +81,8 @@ class ModelHolder:
                                                                                  np.float32), None, False)
         self.last_error: str | None = None
         self._pre_model_size = 0
+        # The last few announcements (checksum verified again on activation): rollback targets.
+        self.announcements: dict[int, Announcement] = {}
 
     def _bundle_from(self, version: int, created_at: float, ids, vectors, encoder, published: bool) -> ModelBundle:
         s = self.settings
@@ -119,8 +123,33 @@ class ModelHolder:
         if dim == self.settings.vector_dim:
             self.replica.item_vectors.replace(snapshot.item_ids, snapshot.item_vectors, snapshot.version)
         self.swap(bundle)
+        if announcement is not None:
+            self.remember(announcement)
         log.info("serving model version %s (%d items, %s index, user encoder: %s)", bundle.version,
                  len(bundle.index), bundle.index.kind, "yes" if bundle.user_encoder is not None else "no")
+        return bundle
+
+    def remember(self, announcement: Announcement) -> None:
+        """Keep ``announcement`` among the last few (what the admin API may activate)."""
+        self.announcements[announcement.version] = announcement
+        while len(self.announcements) > KEEP_ANNOUNCEMENTS:
+            self.announcements.pop(min(self.announcements))
+
+    async def activate(self, announcement: Announcement) -> ModelBundle:
+        """Load ``announcement`` again (checksum verified) and serve it: promote or roll back.
+
+        Raises :class:`~streamrec.model_store.ChecksumMismatch` (or ``OSError``) and keeps the
+        current version when the file is not exactly the one announced.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            snapshot = await loop.run_in_executor(self._executor, load_version, announcement)
+        except Exception as exc:
+            self.reject(announcement, str(exc), "checksum" if isinstance(exc, ChecksumMismatch) else "load")
+            raise
+        bundle = await self.install(snapshot, announcement)
+        if bundle is None:
+            raise ValueError(self.last_error or "version not usable")
         return bundle
 
     def swap(self, bundle: ModelBundle) -> None:

@@ -115,7 +115,8 @@ class RecommenderService:
         bundle = self.holder.current      # read once: this request's version, whatever swaps
         state = self.replica.users.get(req.user_id)
         history = [i for i, _, _ in state.recent] if state is not None else []
-        exclude = set(req.exclude_items) | (set() if req.include_seen else set(history))
+        seen = state.seen.keys() | set(history) if state is not None else set()
+        exclude = set(req.exclude_items) | (set() if req.include_seen else seen)
         diversity = self.settings.serving_diversity if req.diversity is None else req.diversity
         exploration = self.settings.serving_exploration if req.exploration is None else req.exploration
         seed = self._seed(req, state)

@@ -174,7 +174,8 @@ class ReplicaFeeds:
         self._model_pending = end > start
         if not self._model_pending:
             self.caught_up["models"] = True
-        await follow_models(self.settings, self._on_version, self._on_model_error, self.stop_event)
+        await follow_models(self.settings, self._on_version, self._on_model_error, self.stop_event,
+                            on_announcement=self.holder.remember)
 
     async def _on_version(self, snapshot, announcement: Announcement) -> None:
         await self.holder.install(snapshot, announcement)

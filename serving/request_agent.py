@@ -9,6 +9,7 @@ with the same options as ``POST /recommendations``. The answer goes to ``reply_t
 carrying the same ``request_id``: the HTTP response body. Anything wrong gets an *error
 reply*, never silence: ``{"request_id", "user_id", "error", "field", "status"}``; when the
 message is not even JSON the reply goes to the default topic with the ``request_id`` null.
+A message over ``serving_max_body_bytes`` gets a 413 error reply unread (so ``request_id`` null).
 ``reply_to`` may not name one of the system's own topics (events, items, model updates,
 requests, Faust's internal topics), so a client cannot make serving write into them.
 
@@ -98,6 +99,9 @@ class RequestAgent:
         """Answer one request message: (reply topic, reply key, reply value). Never raises."""
         reply_to, request_id, user_id = self.default_reply, None, None
         try:
+            if raw is not None and len(raw) > self.settings.serving_max_body_bytes:
+                raise RequestError("body", f"request larger than {self.settings.serving_max_body_bytes} bytes",
+                                   status=413)
             try:
                 doc = json.loads(raw) if raw is not None else None
             except (ValueError, UnicodeDecodeError) as exc:

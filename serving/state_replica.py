@@ -111,7 +111,8 @@ class StateReplica:
                 state = self.users[user_id] = UserState.empty(s.vector_dim)
             result = state.apply([located[k][0] for k in ks], vectors[ks], [located[k][1] for k in ks],
                                  weights=self.weights, half_life=s.user_vector_half_life_s,
-                                 recent_limit=s.recent_items, dedup_limit=s.dedup_ids)
+                                 recent_limit=s.recent_items, dedup_limit=s.dedup_ids,
+                                 seen_limit=s.seen_items)
             applied_total += len(result.applied)
             # Trending counts every event that is not an event_id duplicate, including
             # ones a changelog state already held: trending is computed here, not there.

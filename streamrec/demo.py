@@ -81,6 +81,29 @@ def scrape(url: str) -> str:
         return ""
 
 
+def wait_for_learner(url: str, events: int, timeout: float) -> dict:
+    """Wait until the learner has consumed every event and published a version trained after
+    that, so the summary's model scores describe a model that saw the whole replay."""
+    deadline = time.monotonic() + timeout
+    seen_all_at_cycles = None
+    state: dict = {}
+    while time.monotonic() < deadline:
+        text = scrape(url + "/metrics")
+        consumed = sum(metric_sum(text, "streamrec_learner_events_total").values())
+        cycles = sum(metric_sum(text, "streamrec_learner_cycles_total").values())
+        published = sum(metric_sum(text, "streamrec_learner_versions_published_total").values())
+        state = {"events": int(consumed), "cycles": int(cycles), "published": int(published)}
+        if consumed >= events and seen_all_at_cycles is None:
+            seen_all_at_cycles = cycles
+            print(f"  learner consumed all {events:,} events; waiting for a training cycle on them", flush=True)
+        if seen_all_at_cycles is not None and cycles > seen_all_at_cycles and published > 0:
+            time.sleep(1.0)  # the announcement follows the cycle's checkpoint
+            return state
+        time.sleep(1.0)
+    print("  the learner did not finish a cycle on the whole replay within the timeout", flush=True)
+    return state
+
+
 def metric_sum(text: str, name: str) -> dict[str, float]:
     """Samples of ``name`` by their label string, from Prometheus text."""
     out = {}
@@ -144,6 +167,7 @@ def run(settings: Settings, sup: Supervisor, dataset: Dataset, limit: int, args)
         print(f"  applied {applied:,}/{limit:,}", flush=True)
 
     result = asyncio.run(verify(settings, expected_counts(dataset, limit), args.timeout, progress))
+    learner = wait_for_learner(_url(sup, "learner"), limit, args.timeout) if _url(sup, "learner") else {}
     dlq = len(asyncio.run(read_topic(settings, settings.topic(EVENTS_DLQ))))
     model = newest_model(settings)
     ok = result["lost"] == 0 and result["applied_twice"] == 0 and result["counts_consistent"]
@@ -151,6 +175,7 @@ def run(settings: Settings, sup: Supervisor, dataset: Dataset, limit: int, args)
         "events_published": limit, "malformed_published": len(MALFORMED),
         "applied": result["applied"], "lost": result["lost"], "applied_twice": result["applied_twice"],
         "rejected_to_dlq": dlq, "users": result["users"], "items": len(dataset.items),
+        "learner_events": learner.get("events"), "learner_cycles": learner.get("cycles"),
         "model_versions": model["version"] if model else 0,
         "newest_model_scores": model.get("scores") if model else None,
         "gate_decisions": {k or "all": v for k, v in metric_sum(

@@ -141,9 +141,11 @@ class TwoTower(nn.Module):
     def __init__(self, dim: int, n_event_types: int = len(EVENT_TYPES), text_dim: int = 0, ext_dim: int = 0,
                  capacity: int = 1024, seed: int = 0):
         super().__init__()
-        torch.manual_seed(seed)  # the dense layers' initialisation
-        self.items = ItemTower(dim, text_dim, ext_dim, capacity, seed)
-        self.users = UserTower(dim, n_event_types)
+        # The dense layers' initialisation, seeded without disturbing the caller's global RNG.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.items = ItemTower(dim, text_dim, ext_dim, capacity, seed)
+            self.users = UserTower(dim, n_event_types)
 
     def user_vectors(self, item_matrix: torch.Tensor, hist_items: torch.Tensor, hist_types: torch.Tensor,
                      hist_ages: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -26,8 +26,13 @@ OnVersion = Callable[[Snapshot, Announcement], Awaitable[None] | None]
 
 async def follow_models(settings: Settings, on_version: OnVersion,
                         on_error: Callable[[Announcement | None, Exception], None] | None = None,
-                        stop: asyncio.Event | None = None) -> None:
-    """Run until cancelled (or ``stop`` is set), calling ``on_version`` for each newer version."""
+                        stop: asyncio.Event | None = None,
+                        on_announcement: Callable[[Announcement], None] | None = None) -> None:
+    """Run until cancelled (or ``stop`` is set), calling ``on_version`` for each newer version.
+
+    ``on_announcement`` (optional) sees every decodable announcement, loaded or not (serving
+    keeps the last few so an operator can roll back to one).
+    """
     current = 0
     backoff = 0.5
     while stop is None or not stop.is_set():
@@ -48,6 +53,8 @@ async def follow_models(settings: Settings, on_version: OnVersion,
                             if on_error:
                                 on_error(None, exc)
                             continue
+                        if on_announcement:
+                            on_announcement(ann)
                         if ann.version > current and (newest is None or ann.version > newest.version):
                             newest = ann
                 if newest is None:

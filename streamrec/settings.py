@@ -69,6 +69,9 @@ class Settings:
         0.0, "STREAMREC_MIN_TIMESTAMP", "Events stamped before this (epoch seconds) are rejected.")
     recent_items: int = setting(
         50, "STREAMREC_RECENT_ITEMS", "How many recent items each user's state keeps.")
+    seen_items: int = setting(
+        5000, "STREAMREC_SEEN_ITEMS",
+        "How many distinct items per user are remembered as seen (never recommended again).")
     dedup_ids: int = setting(
         256, "STREAMREC_DEDUP_IDS",
         "How many recent event_ids per user are remembered: a duplicate within that many of the user's events is applied once.")
@@ -204,6 +207,10 @@ class Settings:
         "Before any model: how often the index over deterministic vectors is rebuilt when items appear.")
     serving_request_timeout_s: float = setting(
         5.0, "STREAMREC_SERVING_REQUEST_TIMEOUT_S", "Client-side timeout for one recommendation request.")
+    serving_admin_token: str | None = setting(
+        None, "STREAMREC_ADMIN_TOKEN",
+        "Bearer token of the serving admin API (/admin/*: list, promote or roll back model versions, reload). "
+        "Unset: the admin API does not exist (404).")
 
     # --- Evaluation (issue 5: add evaluation settings below this line) ------------------
     eval_k: int = setting(

@@ -157,6 +157,7 @@ class ContinualTrainer:
         self._matrix: torch.Tensor | None = None  # current model's item vectors, cached
         self._encoder: UserEncoder | None = None  # the current model as serving sees it, cached
         self.lock = threading.RLock()
+        items = list(items)
         if items:
             self.add_items(items)
 

@@ -62,6 +62,8 @@ class UserState:
     # event_id -> the position it was first applied at (insertion-ordered, bounded)
     event_ids: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     applied: int = 0            # events applied, for idempotency checks
+    # Every item the user had (insertion-ordered, bounded): what serving never recommends again.
+    seen: dict[str, None] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, dim: int) -> "UserState":
@@ -69,7 +71,7 @@ class UserState:
 
     def apply(self, events: Sequence[Event], item_vectors: np.ndarray,
               positions: Sequence[tuple[int, int, int]], *, weights: dict[str, float],
-              half_life: float, recent_limit: int, dedup_limit: int) -> Applied:
+              half_life: float, recent_limit: int, dedup_limit: int, seen_limit: int = 5000) -> Applied:
         """Apply events (in source order) once each.
 
         ``positions[k]`` is (partition, offset, index within the packed message) of
@@ -102,6 +104,11 @@ class UserState:
         for ev in evs:
             self.counts[ev.event_type] = self.counts.get(ev.event_type, 0) + 1
         self.recent.extend((ev.item_id, ev.event_type, ev.timestamp) for ev in evs)
+        for ev in evs:
+            self.seen.pop(ev.item_id, None)  # re-insert: the oldest-touched item is evicted first
+            self.seen[ev.item_id] = None
+        while len(self.seen) > seen_limit:
+            del self.seen[next(iter(self.seen))]
         if len(self.recent) > recent_limit:
             del self.recent[: len(self.recent) - recent_limit]
         times = np.fromiter((ev.timestamp for ev in evs), dtype=np.float64, count=len(evs))
@@ -124,7 +131,7 @@ class UserState:
             "last": self.last_event_time, "vec": base64.b64encode(self.vector.tobytes()).decode(),
             "w": self.weight, "vt": self.vector_time,
             "wm": {str(p): list(m) for p, m in self.watermarks.items()},
-            "ids": self.event_ids, "n": self.applied,
+            "ids": self.event_ids, "n": self.applied, "seen": list(self.seen),
         }, separators=(",", ":")).encode()
 
 
@@ -138,4 +145,5 @@ def decode_state(raw: bytes) -> UserState:
         vector=np.frombuffer(base64.b64decode(d["vec"]), dtype=np.float32).copy(),
         weight=float(d["w"]), vector_time=float(d["vt"]),
         watermarks={int(p): (int(m[0]), int(m[1])) for p, m in d["wm"].items()},
-        event_ids={k: tuple(v) for k, v in d["ids"].items()}, applied=int(d["n"]))
+        event_ids={k: tuple(v) for k, v in d["ids"].items()}, applied=int(d["n"]),
+        seen=dict.fromkeys(d.get("seen", ())))

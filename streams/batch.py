@@ -111,7 +111,7 @@ class BatchProcessor:
             marks_before = dict(state.watermarks)
             result = state.apply(events, vectors[start:start + len(pairs)], positions, weights=self.weights,
                                  half_life=s.user_vector_half_life_s, recent_limit=s.recent_items,
-                                 dedup_limit=s.dedup_ids)
+                                 dedup_limit=s.dedup_ids, seen_limit=s.seen_items)
             start += len(pairs)
             out.applied += len(result.applied)
             out.duplicates += len(pairs) - len(result.unique)

@@ -134,8 +134,16 @@ def broker_starts_late(settings: Settings, *, absent_s: float = 10.0, ready_time
                         "events_flow_after": flowing, "alive": alive}}
 
 
-def broker_outage(settings: Settings, *, outage_s: float = 30.0, ready_timeout: float = 90.0) -> dict:
-    """Stop the broker for ``outage_s`` mid-run and start it again on the same port."""
+def broker_outage(settings: Settings, *, outage_s: float = 30.0, mode: str = "pause",
+                  ready_timeout: float = 90.0) -> dict:
+    """Make the broker unavailable for ``outage_s`` mid-run, then bring it back on the same port.
+
+    ``mode="pause"`` freezes the broker process (SIGSTOP, then SIGCONT): it stops answering
+    but keeps its data, like a network partition or a stalled broker of a durable cluster; the
+    processes must then recover completely, without a restart. ``mode="restart"`` stops it
+    and starts a new one: the in-memory broker loses every topic and offset.
+    """
+    import signal
     port = free_port()
     settings = settings.replace(bootstrap_servers=f"127.0.0.1:{port}")
     log_dir = Path(settings.state_dir) / "logs"
@@ -148,7 +156,10 @@ def broker_outage(settings: Settings, *, outage_s: float = 30.0, ready_timeout: 
         serve.wait_ready(ready_timeout)
         streams.wait_ready(ready_timeout)
         flowing_before = applied_by_both(serve, streams, settings, "before-outage")
-        broker.stop()
+        if mode == "pause":
+            broker.process.send_signal(signal.SIGSTOP)
+        else:
+            broker.stop()
         deadline = time.monotonic() + outage_s
         while time.monotonic() < deadline:
             seen.poll("serve", serve)
@@ -157,18 +168,71 @@ def broker_outage(settings: Settings, *, outage_s: float = 30.0, ready_timeout: 
             status, _ = get(f"{serve.url}/recommendations?user_id=before-outage&k=3", timeout=3)
             answers[str(status)] += 1
             time.sleep(0.5)
-        broker.start()
+        after: dict[str, str] = {}
+        restarted = False
+        if mode == "pause":
+            broker.process.send_signal(signal.SIGCONT)
+        else:
+            broker.start()
+            # The in-memory broker lost the log: each process must say so, not claim readiness.
+            for name, proc in (("serve", serve), ("streams", streams)):
+                wait(lambda: _lost_reason(proc) is not None, ready_timeout)
+                after[name] = _lost_reason(proc) or str(get(proc.url + "/readyz")[1])
+            alive_before_restart = serve.process.poll() is None and streams.process.poll() is None
+            serve, streams = _restart(serve), _restart(streams)   # what the supervisor does
+            restarted = alive_before_restart
         serve.wait_ready(ready_timeout)
         streams.wait_ready(ready_timeout)
         flowing_after = applied_by_both(serve, streams, settings, "after-outage")
         alive = serve.process.poll() is None and streams.process.poll() is None
     finally:
+        if mode == "pause" and broker.process is not None:
+            broker.process.send_signal(signal.SIGCONT)
         serve.stop()
         streams.stop()
         broker.stop()
-    return {"scenario": f"broker down {outage_s:.0f}s mid-run (in-memory broker)", "faults_injected": 1,
+    what = "frozen (SIGSTOP)" if mode == "pause" else "restarted, in-memory data lost"
+    return {"scenario": f"broker unavailable {outage_s:.0f}s mid-run ({what})", "faults_injected": 1,
             "requests_sent": sum(answers.values()), "requests_ok": answers["200"], "requests_shed": 0,
             "requests_failed": sum(answers.values()) - answers["200"], "max_rss_mb": None,
             "recovered": bool(flowing_after and alive),
             "details": {"readiness_during_outage": dict(seen.counts), "reasons": seen.reasons,
-                        "events_flow_before": flowing_before, "events_flow_after": flowing_after, "alive": alive}}
+                        "events_flow_before": flowing_before, "events_flow_after": flowing_after, "alive": alive,
+                        "data_loss_reported": after, "processes_restarted": restarted}}
+
+
+def _lost_reason(proc: Proc) -> str | None:
+    status, body = get(proc.url + "/readyz")
+    if status == 503 and isinstance(body, dict):
+        return next((r for r in body.get("reasons", []) if "lost its data" in r), None)
+    return None
+
+
+def _restart(proc: Proc) -> Proc:
+    proc.stop()
+    again = Proc(proc.command, proc.settings, log_dir=proc.log_path.parent)
+    again.port, again.log_path = proc.port, proc.log_path
+    return again.start()
+
+
+# --- ``streamrec chaos`` entry points: fn(settings, args) -> row -----------------------------
+# Each runs its own embedded broker (it is stopped on purpose), whatever ``settings`` names.
+def _timed(fn, settings: Settings, name: str, **kwargs) -> dict:
+    started = time.monotonic()
+    row = fn(settings.replace(topic_prefix=f"chaos-{name}-{int(time.time())}-"), **kwargs)
+    return {**row, "seconds": round(time.monotonic() - started, 1)}
+
+
+def run_outage(settings: Settings, args=None) -> dict:
+    """The broker frozen for 30 s mid-run (keeps its data): full recovery without a restart."""
+    return _timed(broker_outage, settings, "outage", outage_s=30.0, mode="pause")
+
+
+def run_outage_data_loss(settings: Settings, args=None) -> dict:
+    """The in-memory broker stopped for 30 s and restarted empty: the loss is reported."""
+    return _timed(broker_outage, settings, "outage-loss", outage_s=30.0, mode="restart")
+
+
+def run_start_late(settings: Settings, args=None) -> dict:
+    """Serving and streams started 30 s before their broker."""
+    return _timed(broker_starts_late, settings, "late", absent_s=30.0)

@@ -255,3 +255,19 @@ def serving_overload(settings: Settings, *, duration_s: float = 60.0, max_in_fli
             "details": {"capacity_rps": round(capacity_rps, 1), "baseline_rss_mb": round(baseline_rss, 1),
                         "shed_without_retry_after": load["503_no_hint"], "statuses": dict(load),
                         "after_load": dict(after), "process_alive": alive}}
+
+
+# --- ``streamrec chaos`` entry points: fn(settings, args) -> row -----------------------------
+def run_restart(settings: Settings, args=None) -> dict:
+    """SIGTERM then SIGKILL serving, twice each, under sync and async client load."""
+    started = time.monotonic()
+    row = serving_restart(settings.replace(topic_prefix=f"chaos-restart-{int(time.time())}-"),
+                          signals=(signal.SIGTERM, signal.SIGKILL, signal.SIGTERM, signal.SIGKILL), settle_s=5.0)
+    return {**row, "seconds": round(time.monotonic() - started, 1)}
+
+
+def run_overload(settings: Settings, args=None) -> dict:
+    """Twice the admission capacity for 60 s."""
+    started = time.monotonic()
+    row = serving_overload(settings.replace(topic_prefix=f"chaos-overload-{int(time.time())}-"), duration_s=60.0)
+    return {**row, "seconds": round(time.monotonic() - started, 1)}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 import uuid
@@ -130,8 +131,9 @@ def main(argv: list[str]) -> int:
                               round_seconds=args.round_seconds, learner=not args.no_learner,
                               streams=not args.no_streams, learn_every=args.learn_every,
                               choice=ChoiceModel(args.sensitivity, args.outside_utility, args.position_bias))
+    # The children's INFO logs (one line per request) would cost CPU the rounds need.
     settings = Settings.from_env(bootstrap_servers=args.bootstrap_servers, data_dir=args.data_dir,
-                                 log_level="WARNING")
+                                 log_level=os.environ.get("STREAMREC_LOG_LEVEL") or "WARNING")
     dataset = load_dataset(args.dataset, settings.data_dir)
     out = Path(args.out)
     run_dir = Path(settings.state_dir) / "simulate" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"

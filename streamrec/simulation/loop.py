@@ -158,7 +158,7 @@ def play_round(system: ArmSystem, arm: Arm, population: Population, config: Simu
         user_id = population.user_ids[j]
         stamp = t_round + j * 1e-3
         events.append({"user_id": user_id, "item_id": responses[j]["items"][chosen[j]]["item_id"],
-                       "event_type": "click", "timestamp": stamp, "value": float(chosen[j] + 1),
+                       "event_type": "click", "timestamp": stamp,
                        "event_id": f"sim-{arm.name}-{config.seed}-{round_index}-{user_id}"})
         newest[user_id] = stamp
     system.publish(events)

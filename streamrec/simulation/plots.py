@@ -2,8 +2,10 @@
 
 Examples
 --------
+>>> import tempfile
 >>> doc = {"arms": {"a": [{"round": 0, "jaccard": 0.1}, {"round": 1, "jaccard": 0.2}]}}
->>> paths = plot_results(doc, Path(tempfile.mkdtemp()), metrics=("jaccard",))   # doctest: +SKIP
+>>> [p.name for p in plot_results(doc, Path(tempfile.mkdtemp()), metrics=("jaccard",))]
+['simulate-overview.png', 'simulate-jaccard.png']
 """
 from __future__ import annotations
 

@@ -149,14 +149,21 @@ class ArmSystem:
             time.sleep(0.1)
         return stats
 
-    def wait_first_model(self, timeout: float) -> int:
-        """After the warm-up: wait for a trained version to be live in serving (0 without learner)."""
+    def wait_first_model(self, timeout: float, quiet: float = 3.0) -> int:
+        """After the warm-up: wait until the learner has consumed it, trained at least once and
+        gone ``quiet`` seconds without a new cycle (a replayed backlog is trained on in several
+        back-to-back cycles), and serving runs its newest version. Returns that version (0
+        without a learner)."""
         if not self.learner_enabled:
             return 0
         deadline = time.monotonic() + timeout
+        last, since = None, time.monotonic()
         while time.monotonic() < deadline:
             stats = self.learner_metrics()
-            if stats["cycles"] >= 1 and stats["events"] >= self.published:
+            marker = (stats["cycles"], stats["version"], stats["events"])
+            if marker != last:
+                last, since = marker, time.monotonic()
+            elif stats["cycles"] >= 1 and stats["events"] >= self.published and time.monotonic() - since >= quiet:
                 break
             time.sleep(0.25)
         return int(self.sync_learner(max(1.0, deadline - time.monotonic())).get("version", 0))

@@ -52,3 +52,17 @@ def test_tiny_closed_loop(settings, ml100k, tmp_path):
 def _events(value: bytes) -> list[dict]:
     doc = json.loads(value)
     return doc if isinstance(doc, list) else [doc]
+
+
+def test_closed_loop_with_the_learner(settings, ml100k, tmp_path):
+    """The learner process in the loop: rounds are answered by a trained model version."""
+    fast_learner = settings.replace(partitions=2, learner_use_text=False, learner_batches_per_cycle=10,
+                                    learner_batch_size=128, learner_min_events=10, learner_holdout_events=50)
+    config = SimulationConfig(users=20, rounds=3, k=5, seed=1, warmup_fraction=0.05, learner=True, streams=False,
+                              learn_every=15, arms=[Arm("plain", 0.0, 0.0)], visible_timeout=30.0,
+                              first_model_timeout=120.0)
+    doc = run_simulation(config, fast_learner, ml100k, tmp_path / "run")
+    rounds = doc["arms"]["plain"]
+    assert all(r["model_version_min"] >= 1 for r in rounds)        # a published model answered
+    assert rounds[-1]["learner_cycles"] >= 1
+    assert all(math.isfinite(r["utility_list"]) and r["not_visible"] == 0 for r in rounds)

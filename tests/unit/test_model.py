@@ -54,10 +54,9 @@ def test_a_training_step_lowers_the_loss_on_a_fixed_batch(ml100k, kind):
 
 def test_numpy_user_encoder_matches_the_torch_user_tower(ml100k):
     trainer = trained(ml100k, 1500)
-    examples = trainer.pending[0] if trainer.pending else None
     trainer.observe(events_of(ml100k, 1500, 1700))
     examples = trainer.pending[-1]
-    keep = examples["length"] >= 0
+    keep = examples["length"] >= 0   # empty histories included: both give the cold-start vector
     with torch.no_grad():
         t = _to_torch(examples)
         expected = trainer.model.user_vectors(trainer.current_matrix(), t["hist_items"], t["hist_types"],
@@ -167,3 +166,25 @@ def test_item_tower_grows_keeping_trained_rows():
     before = model.items.all(2).detach().clone()
     assert model.items.grow(5) and model.items.capacity == 5
     torch.testing.assert_close(model.items.all(2), before)
+
+
+def test_a_drop_in_the_live_hit_rate_starts_a_cycle_early(ml100k):
+    trainer = ContinualTrainer(small_settings(learner_drift_delta=0.002, learner_train_every_events=100_000))
+    trainer.observe(events_of(ml100k, 0, 100))
+    assert not trainer.should_train()        # far from the count trigger, no timer
+    for _ in range(3000):
+        trainer.drift.update(1.0)            # the model used to hit...
+    assert any(trainer.drift.update(0.0) for _ in range(500))   # ...and stopped: ADWIN sees the drop
+    assert trainer.should_train()
+    result = trainer.train_cycle()
+    assert result.drift_triggered and not trainer.drift.triggered
+
+
+def test_recommend_excludes_and_ranks_by_score(ml100k):
+    trainer = trained(ml100k, 1500)
+    history = [("50", "rating", 1e9), ("181", "rating", 1e9 + 60)]
+    recs = trainer.recommend(history, k=10, exclude=["50", "181"])
+    assert len(recs) == 10 and not {"50", "181"} & {i for i, _ in recs}
+    scores = [s for _, s in recs]
+    assert scores == sorted(scores, reverse=True)
+    assert trainer.recommend_many([history, []], k=5)[1] and len(trainer.recommend_many([history], k=5)[0]) == 5

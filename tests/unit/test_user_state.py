@@ -74,3 +74,13 @@ def test_batch_processor_counts_popularity_once_across_restarts():
     assert again.user_writes == {} and again.popularity_writes == {}
     from streamrec.popularity import Popularity
     assert Popularity.decode(pops["2/x"]).count == 2
+
+
+def test_seen_keeps_every_item_beyond_recent_up_to_its_bound():
+    iv = ItemVectors(8)
+    s = UserState.empty(8)
+    items = [f"i{i}" for i in range(60)]
+    s.apply([ev(i) for i in range(60)], iv.lookup(items), [(0, i, 0) for i in range(60)], **KW, seen_limit=40)
+    assert len(s.recent) == 5
+    assert list(s.seen) == items[-40:]
+    assert decode_state(s.encode()).seen == s.seen

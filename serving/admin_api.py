@@ -1,0 +1,113 @@
+"""The serving admin API: model versions (list, promote or roll back, reload), behind a token.
+
+Routes, registered only when ``STREAMREC_ADMIN_TOKEN`` is set (unset: they do not exist, 404):
+
+* ``GET /admin/models``: the version served and the last few verified announcements;
+* ``POST /admin/models/{version}/activate``: serve that announced version (a rollback to an
+  older one or a promotion back to a newer one); the file is read again and its sha256
+  checked against the announcement, so a file changed since is refused (409) and the current
+  version stays;
+* ``POST /admin/reload``: load the newest announced version again (same checks).
+
+Every request needs ``Authorization: Bearer <token>``; without it, or with another token, the
+answer is 401 with ``WWW-Authenticate: Bearer``. The token is compared with
+:func:`hmac.compare_digest` (constant time: the comparison leaks nothing about how much of a
+guess was right). A rollback holds until the learner announces a version newer than any the
+process has seen, which is then served as usual.
+
+Examples
+--------
+>>> import urllib.request                                                      # doctest: +SKIP
+>>> req = urllib.request.Request(url + "/admin/models/3/activate", method="POST",
+...                              headers={"Authorization": "Bearer " + token})
+>>> urllib.request.urlopen(req).status                                         # doctest: +SKIP
+200
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+
+from aiohttp import web
+
+from serving.model_holder import ModelHolder
+from streamrec.model_store import ChecksumMismatch
+
+log = logging.getLogger(__name__)
+
+HOLDER_KEY = web.AppKey("model_holder", ModelHolder)
+
+
+def _error(status: int, message: str, field: str | None = None, headers: dict | None = None) -> web.Response:
+    return web.json_response({"error": message, "field": field}, status=status, headers=headers)
+
+
+def authorized(request: web.Request, token: str) -> bool:
+    """True when the request carries ``Authorization: Bearer <token>`` (constant-time compare)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return False
+    return hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), token.encode())
+
+
+def _state(holder: ModelHolder) -> dict:
+    current = holder.current
+    return {"serving": {"version": current.version, "published": current.published, "items": len(current.index)},
+            "announced": [{"version": a.version, "created_at": a.created_at, "sha256": a.sha256,
+                           "n_items": a.n_items, "scores": a.scores}
+                          for a in sorted(holder.announcements.values(), key=lambda a: a.version)],
+            "last_error": holder.last_error}
+
+
+async def list_models(request: web.Request) -> web.Response:
+    return web.json_response(_state(request.app[HOLDER_KEY]))
+
+
+async def _activate(holder: ModelHolder, version: int, action: str) -> web.Response:
+    announcement = holder.announcements.get(version)
+    if announcement is None:
+        return _error(404, f"version {version} is not among the announced versions kept "
+                           f"({sorted(holder.announcements)})", "version")
+    try:
+        await holder.activate(announcement)
+    except ChecksumMismatch as exc:
+        return _error(409, f"refused, still serving version {holder.current.version}: {exc}", "version")
+    except Exception as exc:
+        return _error(409, f"refused, still serving version {holder.current.version}: {exc}", "version")
+    log.warning("admin %s: now serving model version %d", action, version)
+    return web.json_response(_state(holder))
+
+
+async def activate_version(request: web.Request) -> web.Response:
+    try:
+        version = int(request.match_info["version"])
+    except ValueError:
+        return _error(400, "must be an integer", "version")
+    return await _activate(request.app[HOLDER_KEY], version, "activate")
+
+
+async def reload_model(request: web.Request) -> web.Response:
+    holder = request.app[HOLDER_KEY]
+    if not holder.announcements:
+        return _error(404, "no model version announced yet", "version")
+    return await _activate(holder, max(holder.announcements), "reload")
+
+
+def add_admin_routes(app: web.Application, holder: ModelHolder, token: str | None) -> None:
+    """Register the admin routes behind ``token``; with no token, register nothing."""
+    if not token:
+        return
+    app[HOLDER_KEY] = holder
+
+    def guarded(handler):
+        async def check(request: web.Request) -> web.Response:
+            if not authorized(request, token):
+                return _error(401, "admin API: bearer token required", "Authorization",
+                              {"WWW-Authenticate": 'Bearer realm="streamrec-admin"'})
+            return await handler(request)
+        return check
+
+    app.router.add_get("/admin/models", guarded(list_models))
+    app.router.add_post("/admin/models/{version}/activate", guarded(activate_version))
+    app.router.add_post("/admin/reload", guarded(reload_model))
