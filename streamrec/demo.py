@@ -22,7 +22,7 @@ from streamrec.datasets import Dataset, load_dataset
 from streamrec.kafka import ensure_topics
 from streamrec.replay import EventPublisher, replay_dataset
 from streamrec.settings import Settings
-from streamrec.supervisor import Supervisor, _broker_log, wait_for_signal
+from streamrec.supervisor import Supervisor, _broker_log
 from streamrec.topics import EVENTS_DLQ, MODEL_UPDATES
 from streamrec.user_state import decode_state
 
@@ -79,6 +79,26 @@ def scrape(url: str) -> str:
             return resp.read().decode()
     except Exception:
         return ""
+
+
+def live_progress(sup: Supervisor, every: float = 5.0) -> None:
+    """One status line every few seconds until Ctrl-C: applied, model version, requests."""
+    import signal
+    import threading
+
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    while not done.wait(every):
+        streams = scrape(_url(sup, "streams") + "/metrics")
+        learner = scrape(_url(sup, "learner") + "/metrics")
+        serving = scrape(_serving_url(sup) + "/metrics")
+        applied = sum(metric_sum(streams, "streamrec_streams_events_applied_total").values())
+        version = sum(metric_sum(learner, "streamrec_learner_model_version").values())
+        hr = sum(metric_sum(learner, "streamrec_learner_newest_version_hr10").values())
+        served = sum(metric_sum(serving, "streamrec_serving_requests_total").values())
+        print(f"  {time.strftime('%H:%M:%S')}  applied {applied:,.0f}  model v{version:.0f} "
+              f"(HR@10 {hr:.3f})  requests served {served:,.0f}", flush=True)
 
 
 def wait_for_learner(url: str, events: int, timeout: float) -> dict:
@@ -159,8 +179,9 @@ def run(settings: Settings, sup: Supervisor, dataset: Dataset, limit: int, args)
           f"({summary['messages']:,} messages)", flush=True)
     if not args.exit_after_replay:
         print("replay done; the system keeps running. Try:\n"
-              f"  curl '{_serving_url(sup)}/recommendations?user_id=196&k=10'\nCtrl-C to stop.", flush=True)
-        wait_for_signal()
+              f"  curl '{_serving_url(sup)}/recommendations?user_id=196&k=10'\n"
+              "  streamrec status      (live dashboard)\nCtrl-C to stop.", flush=True)
+        live_progress(sup)
         return 0
 
     def progress(applied: int) -> None:
