@@ -21,7 +21,10 @@ SCENARIOS: dict[str, tuple[str, str, str]] = {
     "learner": ("streamrec.chaos.learner", "run_learner", "SIGKILL the learner while it trains and while it checkpoints"),
     "serving-restart": ("streamrec.chaos.serving", "run_restart", "restart serving under client load"),
     "serving-overload": ("streamrec.chaos.serving", "run_overload", "twice the capacity for 60 s"),
-    "broker-outage": ("streamrec.chaos.broker", "run_outage", "stop the broker for 30 s mid-run"),
+    "broker-outage": ("streamrec.chaos.broker", "run_outage", "freeze the broker for 30 s mid-run"),
+    "broker-data-loss": ("streamrec.chaos.broker", "run_outage_data_loss",
+                         "restart the in-memory broker empty for 30 s: loss must be reported, not hidden"),
+    "broker-late": ("streamrec.chaos.broker", "run_start_late", "start the processes 30 s before the broker"),
 }
 COLUMNS = ("scenario", "faults_injected", "events_in", "applied", "lost", "applied_twice", "requests_failed",
            "seconds")
