@@ -8,15 +8,17 @@ docstring come from here.
 
     python -m learner.measure --events 20000 --loss softmax --text
 
-Measured on this 2-core machine (seed 0, 500 events per batch; the cycle times were taken
-while other test suites shared the cores):
+Measured on this 2-core machine (seed 0, 500 events per batch, 60 mini-batches of 256 per
+cycle, 1 torch thread; other test suites shared the cores at the time):
 
-| loss | text | events | every | model HR@10 | popularity HR@10 | mean cycle s |
+| loss | items | events | cycle every | model HR@10 | popularity HR@10 | mean cycle s |
 |---|---|---|---|---|---|---|
-| sampled | MiniLM | 100,000 | 5,000 | 0.1615 | 0.0426 | 2.85 |
-| softmax | MiniLM | 100,000 | 5,000 | 0.1518 | 0.0426 | 2.63 |
-| sampled | MiniLM | 20,000 | 2,000 | 0.1211 | 0.0414 | 0.67 |
+| sampled | MiniLM | 100,000 | 5,000 | 0.1697 | 0.0426 | 1.00 |
+| sampled | MiniLM | 20,000 | 2,000 | 0.1338 | 0.0414 | 1.14 |
+| softmax | MiniLM | 20,000 | 2,000 | 0.1190 | 0.0414 | 0.92 |
+| bpr | MiniLM | 20,000 | 2,000 | 0.0769 | 0.0414 | 0.65 |
 | sampled | IDs | 20,000 | 2,000 | 0.1210 | 0.0414 | 0.98 |
+| softmax | IDs | 20,000 | 2,000 | 0.0930 | 0.0414 | 0.87 |
 """
 from __future__ import annotations
 

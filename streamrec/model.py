@@ -9,6 +9,10 @@ Item tower
     when there is content, and training drops ID embeddings at random, ``learner_id_dropout``,
     so the content projection has to rank well on its own); its ID embedding then learns what
     content does not say. Tables grow (capacity doubling) without a restart.
+    Measured trade-off (MovieLens, first 20,000 events, sampled loss; "rank" = where an unseen
+    "Toy Story 3" lands among 1,683 items for a user who liked five animated films, after
+    4,000 / 20,000 events): ID dropout 0.0 gives prequential HR@10 0.1350, rank 122 / 318;
+    0.1 (default) 0.1338, rank 94 / 245; 0.25 0.1211, rank 75 / 181.
 
 User tower
     A GRU over the user's most recent items, oldest first. Each step reads the item's

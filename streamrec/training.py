@@ -31,20 +31,23 @@ HR@10 over the full catalogue excluding items the user already had, a cycle ever
 events, 60 mini-batches of 256, seed 0, 1 torch thread; popularity = counts of all earlier
 events, same events, same exclusions):
 
-=========  =====  ===========  ================  ============
-loss       text   model HR@10  popularity HR@10  mean cycle s
-=========  =====  ===========  ================  ============
-sampled    MiniLM 0.1211       0.0414            0.67
-softmax    MiniLM 0.1169       0.0414            0.80
-bpr        MiniLM 0.0772       0.0414            0.74
-sampled    IDs    0.1210       0.0414            0.98
-softmax    IDs    0.0930       0.0414            0.87
-=========  =====  ===========  ================  ============
+=========  ======  ===========  ================  ============
+loss       items   model HR@10  popularity HR@10  mean cycle s
+=========  ======  ===========  ================  ============
+sampled    MiniLM  0.1338       0.0414            1.14
+softmax    MiniLM  0.1190       0.0414            0.92
+bpr        MiniLM  0.0769       0.0414            0.65
+sampled    IDs     0.1210       0.0414            0.98
+softmax    IDs     0.0930       0.0414            0.87
+=========  ======  ===========  ================  ============
+
+Over all 100,000 events (a cycle every 5,000): sampled + MiniLM 0.1697 vs popularity 0.0426,
+20 cycles of 1.0 s on average.
 
 In-batch softmax with logQ correction ("sampled") is the default: best here and, unlike the
 full softmax, its cost does not grow with the catalogue. BPR with one uniform negative
-learns much more slowly per step. Content helps the full softmax and new items (see
-tests/unit/test_content.py); on warm MovieLens items the sampled loss is as good without it.
+learns much more slowly per step. Content adds 0.013 HR@10 to the sampled loss here, more
+to the full softmax, and is what new items rely on (tests/unit/test_content.py).
 
 Examples
 --------
