@@ -1,4 +1,4 @@
-"""Keep the README's generated tables in step with the code (``make readme``)."""
+"""Keep the README's generated tables (settings, metrics) in step with the code (``make readme``)."""
 from __future__ import annotations
 
 import re
@@ -9,10 +9,16 @@ from streamrec.settings import settings_table
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
+def _replace(text: str, marker: str, table: str) -> str:
+    block = f"<!-- {marker}:start -->\n{table}\n<!-- {marker}:end -->"
+    return re.sub(rf"<!-- {marker}:start -->.*?<!-- {marker}:end -->", lambda _: block, text, flags=re.S)
+
+
 def render(text: str) -> str:
-    block = f"<!-- settings-table:start -->\n{settings_table()}\n<!-- settings-table:end -->"
-    return re.sub(r"<!-- settings-table:start -->.*?<!-- settings-table:end -->", lambda _: block, text,
-                  flags=re.S)
+    """The README with its generated tables (settings, metrics) rebuilt from the code."""
+    from streamrec.status import metric_table
+
+    return _replace(_replace(text, "settings-table", settings_table()), "metrics-table", metric_table())
 
 
 def main() -> None:

@@ -84,7 +84,7 @@ PANELS: list = [
     ("Held-out and forgetting-probe accuracy", "timeseries", "percentunit",
      [q("streamrec_learner_newest_version_hr10", "newest version HR@10"),
       q("streamrec_learner_newest_version_ndcg10", "newest version NDCG@10"),
-      q("streamrec_learner_candidate_ndcg10", "last candidate NDCG@10"),
+      q("streamrec_learner_gate_score{model=\"candidate\",metric=\"ndcg10\"}", "last candidate NDCG@10"),
       q("streamrec_learner_forgetting_probe_hr10", "forgetting probe HR@10")],
      "Gate scores on the newest held-out events, and the fixed older probe that shows forgetting."),
     ("Live HR@10 (prequential) and drift", "timeseries", "percentunit",
