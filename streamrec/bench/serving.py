@@ -235,6 +235,8 @@ def run_serving_bench(settings: Settings, *, rate: float = 500.0, duration_s: fl
     started = time.perf_counter()
     users = _prepare(settings, n_items, n_users, seed)
     serving = ServingThread(settings).start(120, agent=True)
+    from serving.main import tune_gc
+    tune_gc()   # as `streamrec serve` does once it is ready
     try:
         replica = serving.process.replica
         deadline = time.monotonic() + 60
