@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     defaults = Settings.from_env()
     args = build_parser(defaults).parse_args(sys.argv[1:] if argv is None else argv)
     settings = defaults.replace(**{f.name: getattr(args, f.name) for f in _fields()})
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from streamrec.logging_setup import configure_logging
+    configure_logging(settings, process_name="learner")
     from streamrec.broker import EmbeddedBroker
     from learner.service import Learner
 
