@@ -16,6 +16,7 @@ from streamrec.settings import Settings
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serving": ("streamrec.bench.serving_cli", "HTTP and topic latency, event-to-visible latency"),
     "streams": ("streamrec.bench.streams_cli", "ingest rate vs a raw consumer, freshness, memory per user"),
+    "learner": ("streamrec.bench.learner", "learner cycle time, trigger to version swapped in serving"),
 }
 
 
