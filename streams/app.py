@@ -142,9 +142,8 @@ class StreamsApp:
         for t in out.arrival_times[:: max(1, len(out.arrival_times) // 64)]:
             metrics.APPLY_LATENCY.observe(max(0.0, now - t))
         self.batches += 1
-        if self.batches % 20 == 1:
-            metrics.USERS.set(len(self.users.data))
-            self._observe_lag(records)
+        metrics.USERS.set(len(self.users.data))
+        self._observe_lag(records)
 
     def _observe_lag(self, records) -> None:
         consumer = self.app.consumer
