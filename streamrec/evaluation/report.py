@@ -93,12 +93,17 @@ def render_table(doc: dict, console: Console | None = None) -> Table:
 
 def plot_over_time(doc: dict, path: Path) -> Path:
     fig, axes = plt.subplots(2, 3, figsize=(15, 8), constrained_layout=True)
+    # More methods than the default 10-colour cycle: give each its own colour, and dash
+    # our system's variants so they stand apart from the baselines.
+    colours = plt.get_cmap("tab20").colors
     for ax, (key, label) in zip(axes.flat, OVER_TIME):
-        for name, result in doc["methods"].items():
+        for j, (name, result) in enumerate(doc["methods"].items()):
             windows = result.get("windows") or []
             values = [w.get(key) for w in windows]
             if values and all(v is not None for v in values):
-                ax.plot(range(1, len(values) + 1), values, marker="o", ms=3, label=name)
+                ax.plot(range(1, len(values) + 1), values, marker="o", ms=3, label=name,
+                        color=colours[(2 * j) % 20 + (j >= 10)],
+                        linestyle="--" if name.startswith("system") else "-")
         ax.set_title(label)
         ax.set_xlabel("time window (equal numbers of requests)")
         ax.grid(alpha=0.3)
