@@ -81,12 +81,21 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# Fault-injection hook for the crash tests (``streamrec chaos learner``): seconds to wait
+# between writing a file's temporary copy and renaming it, so a kill can land in that window.
+# Unset (the default) it does nothing.
+FAULT_WRITE_DELAY_ENV = "STREAMREC_FAULT_WRITE_DELAY_S"
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
+    delay = float(os.environ.get(FAULT_WRITE_DELAY_ENV) or 0)
+    if delay > 0:
+        time.sleep(delay)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 

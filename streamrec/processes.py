@@ -16,8 +16,10 @@ from streamrec.settings import Settings
 class Proc:
     """``python -m streamrec.cli COMMAND`` with the test's settings, logging to a file."""
 
-    def __init__(self, command: str, settings: Settings, port_field: str | None = None, log_dir: Path | None = None):
+    def __init__(self, command: str, settings: Settings, port_field: str | None = None, log_dir: Path | None = None,
+                 extra_env: dict[str, str] | None = None):
         self.command = command
+        self.extra_env = extra_env or {}
         self.port = free_port() if port_field else None
         self.settings = settings.replace(**{port_field: self.port}) if port_field else settings
         log_dir = Path(log_dir or settings.state_dir)
@@ -30,7 +32,7 @@ class Proc:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "Proc":
-        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1", **self.extra_env}
         self.process = subprocess.Popen([sys.executable, "-m", "streamrec.cli", self.command], env=env,
                                         stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT)
         return self
