@@ -94,8 +94,15 @@ class DecayedPopularity:
         now = self.newest_time if now is None else now
         mass = self._mass[:n]
         fetch = min(n, k + len(exclude))
-        top = np.argpartition(-mass, fetch - 1)[:fetch] if fetch < n else np.arange(n)
-        top = top[np.argsort(-mass[top], kind="stable")]
+        if fetch < n:
+            # Every item at least as popular as the fetch-th, so items tied with it are all
+            # candidates: argpartition alone would keep an arbitrary subset of such a tie.
+            threshold = -np.partition(-mass, fetch - 1)[fetch - 1]
+            top = np.flatnonzero(mass >= threshold)
+        else:
+            top = np.arange(n)
+        # Equal mass: first-seen item first (argpartition's order is numpy's implementation detail).
+        top = top[np.lexsort((top, -mass[top]))]
         scale = 2.0 ** ((self.anchor - now) / self.half_life)
         out = []
         for row in top:

@@ -11,6 +11,15 @@ Examples
 
     streamrec evaluate --dataset ml-100k                       # everything, full data
     streamrec evaluate --dataset ml-100k --limit 20000 --methods popular,item-knn
+    streamrec evaluate --path real --limit 2000          # through Kafka, streams and serving
+
+``--path real`` replays the slice through the running system instead
+(:mod:`streamrec.evaluation.real_path`): an embedded broker unless ``KAFKA_BOOTSTRAP_SERVERS``
+is set, a streams worker and serving (and the learner for ``system-full``) as child
+processes, one event at a time. Its methods are the real systems
+(``system-online-vectors``, the default, and ``system-full``); the fast path's
+``system-online-vectors`` runs on the same slice beside it and the JSON records how far the
+two agree (``agreement``).
 """
 from __future__ import annotations
 
@@ -48,12 +57,16 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed handed to every method's factory")
     p.add_argument("--out", type=Path, default=settings.eval_out_dir, help="output directory (default %(default)s)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--path", choices=("fast", "real"), default="fast",
+                   help="fast: in-process replay (default); real: through Kafka, streams, serving (and learner)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     args = build_parser(settings).parse_args(argv)
+    if args.path == "real":
+        return _main_real(args, settings, argv)
     factories = available_methods()
     if args.list:
         print("\n".join(factories))
@@ -89,6 +102,60 @@ def main(argv: list[str] | None = None) -> int:
     path = args.out / f"evaluate-{args.dataset}.json"
     path.write_text(json.dumps(doc, indent=1))
     report.render_table(doc, report.wide_console())
+    print(f"wrote {path}")
+    if not args.no_plots:
+        for plot in report.write_plots(doc, args.out, path.stem):
+            print(f"wrote {plot}")
+    return 0
+
+
+def _main_real(args: argparse.Namespace, settings: Settings, argv: list[str] | None) -> int:
+    from streamrec.evaluation.real_path import REAL_SYSTEMS, evaluate_real
+    from streamrec.runtime import embedded_or_configured
+
+    if args.list:
+        print("\n".join(REAL_SYSTEMS))
+        return 0
+    names = ["system-online-vectors"] if not args.methods else [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in names if m not in REAL_SYSTEMS]
+    if unknown:
+        print(f"streamrec evaluate --path real: unknown system(s) {', '.join(unknown)}; "
+              f"available: {', '.join(REAL_SYSTEMS)}", file=sys.stderr)
+        return 2
+    try:
+        dataset = load_dataset(args.dataset, args.data_dir)
+    except (DatasetNotFound, ValueError) as exc:
+        print(f"streamrec evaluate: {exc}", file=sys.stderr)
+        return 2
+    console = Console(stderr=True)
+    last = {"t": 0.0}
+
+    def progress(name: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last["t"] > 5 or done == total:
+            last["t"] = now
+            console.print(f"  {name}: {done}/{total} events", highlight=False)
+
+    started = dt.datetime.now(dt.timezone.utc)
+    with embedded_or_configured(settings) as settings:
+        doc = evaluate_real(dataset, settings, systems=tuple(names), k=args.k, limit=args.limit,
+                            warmup=args.warmup, windows=args.windows, progress=progress)
+    doc["created"] = started.isoformat(timespec="seconds")
+    doc["command"] = "streamrec evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"evaluate-real-{args.dataset}.json"
+    path.write_text(json.dumps(doc, indent=1))
+    report.render_table(doc, report.wide_console())
+    for name, result in doc["methods"].items():
+        if "real_path" in result:
+            print(f"{name}: {result['real_path']}")
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.2%}"
+
+    for name, agreed in (doc.get("agreement") or {}).items():
+        print(f"{name} real vs fast: same hit/miss on {pct(agreed['same_hit'])} of {agreed['requests']} requests, "
+              f"identical lists on {pct(agreed['same_list_warm'])} of {agreed['warm_requests']} warm requests; "
+              f"HR {agreed['hr'][0]:.4f} (real) vs {agreed['hr'][1]:.4f} (fast)")
     print(f"wrote {path}")
     if not args.no_plots:
         for plot in report.write_plots(doc, args.out, path.stem):

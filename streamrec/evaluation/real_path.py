@@ -32,8 +32,8 @@ Examples
 >>> from streamrec.datasets import load_movielens_100k                 # doctest: +SKIP
 >>> doc = evaluate_real(load_movielens_100k(), Settings.from_env(bootstrap_servers="127.0.0.1:9092"),
 ...                     limit=500)                                       # doctest: +SKIP
->>> doc["methods"]["system-online-vectors [real]"]["overall"]["hr"]    # doctest: +SKIP
-0.036
+>>> doc["agreement"]["system-online-vectors"]["same_list_warm"]         # doctest: +SKIP
+1.0
 """
 from __future__ import annotations
 
@@ -192,7 +192,7 @@ def fast_equivalent(plan: StreamPlan, dataset: Dataset, settings: Settings, k: i
     from streamrec.evaluation.system_variants import OnlineVectorsVariant
 
     variant = OnlineVectorsVariant(settings=settings, diversity=0.0, exploration=0.0)
-    return run_method(variant, plan, k=k, name="system-online-vectors [fast]", items=dataset.items)
+    return run_method(variant, plan, k=k, name="system-online-vectors (fast)", items=dataset.items)
 
 
 def agreement(a: MethodRun, b: MethodRun, plan: StreamPlan) -> dict:
@@ -209,7 +209,7 @@ def agreement(a: MethodRun, b: MethodRun, plan: StreamPlan) -> dict:
     return {"requests": int(len(a.ranks)), "warm_requests": int(warm.sum()),
             "same_hit": share(same_hit, everything), "same_hit_warm": share(same_hit, warm),
             "same_hit_cold": share(same_hit, ~warm), "same_rank_warm": share(same_rank, warm),
-            "same_list_warm": share(same_list, warm),
+            "same_list_warm": share(same_list, warm), "same_list_cold": share(same_list, ~warm),
             "hr": [metrics.hit_rate(a.ranks), metrics.hit_rate(b.ranks)],
             "hr_warm": [metrics.hit_rate(a.ranks[warm]), metrics.hit_rate(b.ranks[warm])]}
 
@@ -229,7 +229,7 @@ def evaluate_real(dataset: Dataset, settings: Settings, *, systems: tuple[str, .
     """Run every named real system over the same plan; return the results document.
 
     The document has the shape of :func:`~streamrec.evaluation.prequential.prequential`'s (so
-    ``streamrec report`` draws it), methods named ``"<system> [real]"``; with ``compare_fast``
+    ``streamrec report`` draws it), methods named ``"<system> (real)"``; with ``compare_fast``
     it also holds the fast path's ``system-online-vectors`` on the same plan and, under
     ``agreement``, how far the two agree. ``settings`` must name a reachable broker.
     """
@@ -243,7 +243,7 @@ def evaluate_real(dataset: Dataset, settings: Settings, *, systems: tuple[str, .
     runs: dict[str, MethodRun] = {}
     for system in systems:
         learner, options = REAL_SYSTEMS[system]
-        name = f"{system} [real]"
+        name = f"{system} (real)"
         run_settings = isolated(settings)
         t0 = time.perf_counter()
         report = None if progress is None else (lambda done, total, _n=name: progress(_n, done, total))

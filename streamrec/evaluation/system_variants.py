@@ -31,7 +31,8 @@ These replay what the running system does, without Kafka, in the harness's event
 Harness-specific choices: the learner sees events in chunks of ``observe_batch`` (as its
 Kafka consumer does) and trains only by event count and drift — the wall-clock trigger
 ``learner_train_every_s`` is off so runs are reproducible. Users without history get
-time-decayed popularity (serving's trending list).
+time-decayed popularity (serving's trending list: only items some event named, event-type
+weights, ties in first-seen order).
 """
 from __future__ import annotations
 
@@ -75,7 +76,11 @@ class SystemVariant(Recommender):
         self.sweep_every = max(1, sweep_every)
         self.repeatable = exploration <= 0
         self.histories: dict[str, list[tuple[str, str, float]]] = {}
-        self.trending = DecayedPopular(self.settings.popularity_half_life_s)
+        self.trending = DecayedPopular(self.settings.popularity_half_life_s, weights=self.settings.weights)
+        # Per catalogue row: when an event first named the item (-1: never). Serving's trending
+        # holds only such items and breaks ties in this order; the cold-start list does too.
+        self.first_seen = np.zeros(0, dtype=np.int64)
+        self._items_seen = 0
         self.exposure = np.zeros(0, dtype=np.float64)
         self.vectors = np.zeros((0, self.settings.vector_dim), dtype=np.float32)  # catalogue order
         # diversity weight -> [(request number, rows)]: what that weight would have served.
@@ -85,13 +90,18 @@ class SystemVariant(Recommender):
 
     def _on_catalogue(self) -> None:
         self.trending.set_catalogue(self.item_ids)
+        if len(self.first_seen) < len(self.item_ids):
+            self.first_seen = np.concatenate([self.first_seen,
+                                              np.full(len(self.item_ids) - len(self.first_seen), -1)])
         if len(self.exposure) < len(self.item_ids):
             self.exposure = np.concatenate([self.exposure, np.zeros(len(self.item_ids) - len(self.exposure))])
 
     def learn_many(self, events: Sequence[Event]) -> None:
         limit = self.settings.recent_items
         for e in events:
-            self.row(e.item_id)
+            row = self.row(e.item_id)
+            if self.first_seen[row] < 0:
+                self.first_seen[row], self._items_seen = self._items_seen, self._items_seen + 1
             history = self.histories.setdefault(e.user_id, [])
             history.append((e.item_id, e.event_type, e.timestamp))
             if len(history) > limit:
@@ -121,7 +131,11 @@ class SystemVariant(Recommender):
         excluded = [self.exclusion_rows(x) for x in excludes]
         for r, rows in enumerate(excluded):
             scores[r, rows] = -np.inf
-        pools = top_k_rows(scores, max(self.settings.serving_candidates, 4 * k))
+        fetch = max(self.settings.serving_candidates, 4 * k)
+        pools = top_k_rows(scores, fetch)
+        for r, u in enumerate(user_ids):
+            if not self.histories.get(u):
+                pools[r] = self.trending_rows(excluded[r], fetch)
         out = []
         for r, pool in enumerate(pools):
             rel, vec = scores[r, pool], self.vectors[pool]
@@ -135,6 +149,20 @@ class SystemVariant(Recommender):
             out.append(rows)
             self._requests += 1
         return out
+
+    def trending_rows(self, excluded: np.ndarray, size: int) -> np.ndarray:
+        """Serving's cold-start candidates: items any event named, by decayed popularity, ties
+        in first-seen order (:meth:`serving.trending.DecayedPopularity.top`). Then, unlike
+        serving (whose trending holds only items some event named, so before the first ``k``
+        distinct items it answers fewer), never-seen items in catalogue order: the recommender
+        contract asks for ``k`` items even before any learning."""
+        n = len(self.item_ids)
+        seen = self.first_seen[:n] >= 0
+        rows = np.setdiff1d(np.flatnonzero(seen), excluded)
+        rows = rows[np.lexsort((self.first_seen[rows], -self.trending.scores[rows]))][:size]
+        if len(rows) < size:
+            rows = np.concatenate([rows, np.setdiff1d(np.flatnonzero(~seen), excluded)[: size - len(rows)]])
+        return rows
 
     def _mmr(self, rel: np.ndarray, vec: np.ndarray, k: int, diversity: float) -> np.ndarray:
         if diversity <= 0:
