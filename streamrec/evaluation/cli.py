@@ -82,30 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetNotFound, ValueError) as exc:
         print(f"streamrec evaluate: {exc}", file=sys.stderr)
         return 2
-    console = Console(stderr=True)
-    last = {"t": 0.0}
-
-    def progress(name: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - last["t"] > 5 or done == total:
-            last["t"] = now
-            console.print(f"  {name}: {done}/{total} events", highlight=False)
-
+    progress = _progress_printer()
     started = dt.datetime.now(dt.timezone.utc)
     methods = {name: factories[name](seed=args.seed) for name in names}
     doc = prequential(dataset, methods, k=args.k, limit=args.limit, warmup=args.warmup, block=args.block,
                       windows=args.windows, progress=progress)
-    doc["created"] = started.isoformat(timespec="seconds")
-    doc["command"] = "streamrec evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
     doc["seed"] = args.seed
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"evaluate-{args.dataset}.json"
-    path.write_text(json.dumps(doc, indent=1))
+    path = _write(doc, args, argv, started, f"evaluate-{args.dataset}")
     report.render_table(doc, report.wide_console())
-    print(f"wrote {path}")
-    if not args.no_plots:
-        for plot in report.write_plots(doc, args.out, path.stem):
-            print(f"wrote {plot}")
+    _finish(doc, args, path)
     return 0
 
 
@@ -127,24 +112,12 @@ def _main_real(args: argparse.Namespace, settings: Settings, argv: list[str] | N
     except (DatasetNotFound, ValueError) as exc:
         print(f"streamrec evaluate: {exc}", file=sys.stderr)
         return 2
-    console = Console(stderr=True)
-    last = {"t": 0.0}
-
-    def progress(name: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - last["t"] > 5 or done == total:
-            last["t"] = now
-            console.print(f"  {name}: {done}/{total} events", highlight=False)
-
+    progress = _progress_printer()
     started = dt.datetime.now(dt.timezone.utc)
     with embedded_or_configured(settings) as settings:
         doc = evaluate_real(dataset, settings, systems=tuple(names), k=args.k, limit=args.limit,
                             warmup=args.warmup, windows=args.windows, progress=progress)
-    doc["created"] = started.isoformat(timespec="seconds")
-    doc["command"] = "streamrec evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"evaluate-real-{args.dataset}.json"
-    path.write_text(json.dumps(doc, indent=1))
+    path = _write(doc, args, argv, started, f"evaluate-real-{args.dataset}")
     report.render_table(doc, report.wide_console())
     for name, result in doc["methods"].items():
         if "real_path" in result:
@@ -156,8 +129,34 @@ def _main_real(args: argparse.Namespace, settings: Settings, argv: list[str] | N
         print(f"{name} real vs fast: same hit/miss on {pct(agreed['same_hit'])} of {agreed['requests']} requests, "
               f"identical lists on {pct(agreed['same_list_warm'])} of {agreed['warm_requests']} warm requests; "
               f"HR {agreed['hr'][0]:.4f} (real) vs {agreed['hr'][1]:.4f} (fast)")
+    _finish(doc, args, path)
+    return 0
+
+
+def _progress_printer():
+    """A progress callback that prints at most every 5 s (and at the end of each method)."""
+    console = Console(stderr=True)
+    last = {"t": 0.0}
+
+    def progress(name: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last["t"] > 5 or done == total:
+            last["t"] = now
+            console.print(f"  {name}: {done}/{total} events", highlight=False)
+    return progress
+
+
+def _write(doc: dict, args: argparse.Namespace, argv: list[str] | None, started, stem: str):
+    doc["created"] = started.isoformat(timespec="seconds")
+    doc["command"] = "streamrec evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{stem}.json"
+    path.write_text(json.dumps(doc, indent=1))
+    return path
+
+
+def _finish(doc: dict, args: argparse.Namespace, path) -> None:
     print(f"wrote {path}")
     if not args.no_plots:
         for plot in report.write_plots(doc, args.out, path.stem):
             print(f"wrote {plot}")
-    return 0
