@@ -70,7 +70,9 @@ bad_field_doc = st.sampled_from(sorted(BAD_VALUES)).flatmap(
 unknown_field_doc = st.tuples(valid_doc, ids.filter(lambda n: n not in FIELDS + ("reply_to",)), junk).map(
     lambda t: (t[1][:64], {**t[0], t[1]: t[2]}))
 bad_body = st.one_of(
-    st.binary(min_size=1, max_size=200).filter(lambda b: not _is_json_object(b)),
+    # Whitespace-only bodies are excluded: serving reads them as no body (the query string may
+    # carry the request), so they are answered as an empty request, not as a broken body.
+    st.binary(min_size=1, max_size=200).filter(lambda b: b.strip() and not _is_json_object(b)),
     st.sampled_from([b'{"user_id": "\xff\xfe"}', b"[1, 2]", b'"str"', b"null", b"{", b'{"user_id": NaN'])
     .filter(lambda b: not _is_json_object(b)))
 
