@@ -11,6 +11,7 @@ TRAINING_LOSS = Gauge("streamrec_learner_training_loss", "Loss of the last mini-
 GATE_DECISIONS = Counter("streamrec_learner_gate_decisions_total",
                          "Evaluation-gate decisions on trained candidates.", ["decision"])
 CYCLES = Counter("streamrec_learner_cycles_total", "Training cycles run, by what triggered them.", ["trigger"])
+CYCLE_IN_PROGRESS = Gauge("streamrec_learner_cycle_in_progress", "1 while a training cycle runs, else 0.")
 CYCLE_DURATION = Histogram("streamrec_learner_cycle_duration_seconds", "Wall time of one training cycle.",
                            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60))
 VERSIONS_PUBLISHED = Counter("streamrec_learner_versions_published_total",

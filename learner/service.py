@@ -37,7 +37,7 @@ from streamrec.checkpoint import load_checkpoint, save_checkpoint
 from streamrec.events import parse_message
 from streamrec.items import InvalidItem, parse_item
 from streamrec.kafka import confluent_config, ensure_topics, producer_config
-from streamrec.model_store import MODEL_KEY, Announcement, write_version
+from streamrec.model_store import MODEL_KEY, Announcement, remove_stale_temporaries, write_version
 from streamrec.observability import add_health_routes
 from streamrec.settings import Settings
 from streamrec.topics import EVENTS, ITEMS, MODEL_UPDATES
@@ -61,6 +61,9 @@ class Learner:
         self.settings = settings
         self.models_dir = Path(settings.state_dir) / "models"
         self.checkpoint_path = Path(settings.state_dir) / "learner" / "checkpoint.safetensors"
+        for directory in (self.models_dir, self.checkpoint_path.parent):
+            for path in remove_stale_temporaries(directory):   # left by a kill mid-write
+                log.warning("removed %s, the temporary copy of a write interrupted by a crash", path.name)
         if self.checkpoint_path.exists():
             self.trainer, self.version = load_checkpoint(self.checkpoint_path, settings, encoder)
         else:
@@ -254,7 +257,11 @@ class Learner:
         trainer = self.trainer
         trigger = "drift" if trainer.drift.triggered else (
             "count" if trainer.pending_count >= max(self.settings.learner_train_every_events, 1) else "time")
-        result = trainer.train_cycle()
+        M.CYCLE_IN_PROGRESS.set(1)
+        try:
+            result = trainer.train_cycle()
+        finally:
+            M.CYCLE_IN_PROGRESS.set(0)
         if result.decision == "skip":
             return result
         M.CYCLES.labels(trigger).inc()

@@ -100,6 +100,20 @@ def atomic_write(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def remove_stale_temporaries(directory: str | Path) -> list[Path]:
+    """Delete the temporary copies :func:`atomic_write` left in ``directory`` when killed.
+
+    A kill between writing a temporary copy and renaming it leaves ``.<name>.tmp-<pid>``
+    behind (the target keeps its previous content). Call it only from the directory's single
+    writer, before it writes anything: another live writer's temporary would be deleted too.
+    """
+    directory = Path(directory)
+    stale = sorted(directory.glob(".*.tmp-*")) if directory.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def write_version(directory: str | Path, version: int, item_ids: list[str], item_vectors: np.ndarray,
                   model_tensors: Mapping[str, np.ndarray], scores: dict[str, Any] | None = None,
                   extra_metadata: dict[str, Any] | None = None) -> Announcement:
