@@ -15,10 +15,18 @@ contract of ``DESIGN.md``::
 
 Steps: read the model bundle once (a swap mid-request cannot affect this request), compute
 the user vector (the model's user encoder over the freshest history, else the online
-vector), retrieve candidates from faiss with the seen items excluded, filter by the
+vector), retrieve candidates with the seen items excluded, filter by the
 request's item and tag constraints, re-rank (:func:`streamrec.rerank.rerank`: MMR diversity,
 exploration, reasons), top up from trending when a small catalogue runs out, and record
 exposure so exploration favours what has been shown least.
+
+Candidates. With co-occurrence on (``cooccurrence_weight`` > 0, the default) and a user
+with history, every catalogue item is scored: the model's inner product, standardised, plus
+the weighted co-occurrence score of the user's recent items
+(:func:`streamrec.cooccurrence.blend`), and the best ``fetch`` by that blend are the
+candidates (exact, like the flat faiss index; a catalogue too large for the co-occurrence
+matrix switches co-occurrence off). Otherwise candidates are the faiss search by inner
+product. Either way the response's ``score`` is the relevance the list was ranked by.
 """
 from __future__ import annotations
 
@@ -32,6 +40,8 @@ from serving import metrics
 from serving.model_holder import ModelBundle, ModelHolder
 from serving.request_model import RecRequest, RequestError
 from serving.state_replica import StateReplica
+from streamrec.cooccurrence import blend
+from streamrec.recommender import top_k_rows
 from streamrec.rerank import EXPLORE, NEW, TRENDING, ExplorePool, Ranked, rerank
 from streamrec.settings import Settings
 from streamrec.user_state import UserState
@@ -50,6 +60,7 @@ class RecommenderService:
         self.holder = holder
         self.exposure: dict[str, int] = {}
         self._encoded: OrderedDict[str, tuple[int, int, np.ndarray]] = OrderedDict()
+        self._co_rows: tuple[ModelBundle, np.ndarray] | None = None   # bundle row -> co-occurrence row
 
     # --- user vector ------------------------------------------------------------------------
     def user_vector(self, bundle: ModelBundle, user_id: str, state: UserState) -> np.ndarray | None:
@@ -125,7 +136,13 @@ class RecommenderService:
         fetch = max(self.settings.serving_candidates, 4 * req.k) * (4 if filtered else 1)
 
         if user_vector is not None and len(bundle.index):
-            rows, scores = bundle.index.search_rows(user_vector, fetch, [exclude])[0]
+            blended = self._blended_scores(bundle, user_vector, history) if history else None
+            if blended is None:
+                rows, scores = bundle.index.search_rows(user_vector, fetch, [exclude])[0]
+            else:
+                blended[bundle.index.rows(exclude)] = -np.inf
+                rows = top_k_rows(blended[None, :], fetch)[0]
+                scores = blended[rows]
             ids = [bundle.ids[r] for r in rows]
             keep = [j for j, i in enumerate(ids) if self._allowed(i, req)] if filtered else range(len(ids))
             cand_ids = [ids[j] for j in keep]
@@ -157,6 +174,21 @@ class RecommenderService:
                 "items": [self._item_json(r) for r in ranked], "model_version": bundle.version,
                 "state_time": (state.last_event_time or None) if state is not None else None,
                 "served_at": time.time()}
+
+    def _blended_scores(self, bundle: ModelBundle, user_vector: np.ndarray, history: list[str]) -> np.ndarray | None:
+        """Model and co-occurrence blended over every item of ``bundle``; None when co-occurrence is off."""
+        co = self.replica.cooccurrence
+        if co is None:
+            return None
+        if self._co_rows is None or self._co_rows[0] is not bundle:
+            try:
+                self._co_rows = (bundle, co.rows(bundle.ids))
+            except ValueError as exc:   # the catalogue outgrew the dense matrix
+                self.replica.switch_off_cooccurrence(exc)
+                return None
+        co_scores = co.scores([history])[0][self._co_rows[1]]
+        model_scores = bundle.vectors @ user_vector
+        return blend(model_scores[None, :], co_scores[None, :], self.settings.cooccurrence_weight)[0]
 
     @staticmethod
     def _vectors_or_zeros(bundle: ModelBundle, ids: list[str]) -> np.ndarray:

@@ -23,7 +23,11 @@ and the two sources converge whatever order they arrive in. The user vector uses
 deterministic vector per id until a model arrives, then the model's item vectors).
 
 Trending is computed here from the same events (see :mod:`serving.trending`); the
-``item_popularity`` changelog is not read, so nothing is counted twice. The catalogue comes
+``item_popularity`` changelog is not read, so nothing is counted twice. So is item-to-item
+co-occurrence (:class:`streamrec.cooccurrence.Cooccurrence`, unless
+``cooccurrence_weight`` is 0), which recommendations blend with the model's scores: it
+learns every event trending counts, in each user's order, so a state adopted from the
+changelog hides no pair from it. The catalogue comes
 from the compacted ``items`` topic (titles and tags for reasons, filters and ``/items``).
 
 This class is pure state: the Kafka consumers that feed it are in :mod:`serving.replica_feeds`.
@@ -50,6 +54,7 @@ import numpy as np
 
 from serving import metrics
 from serving.trending import DecayedPopularity
+from streamrec.cooccurrence import Cooccurrence
 from streamrec.events import Event, parse_message
 from streamrec.item_vectors import ItemVectors
 from streamrec.items import InvalidItem, Item, parse_item
@@ -83,6 +88,9 @@ class StateReplica:
         self.quality.bind(hit_rate=metrics.ONLINE_HIT_RATE, ndcg=metrics.ONLINE_NDCG,
                           entropy=metrics.EXPOSURE_ENTROPY, gini=metrics.EXPOSURE_GINI,
                           coverage=metrics.CATALOGUE_COVERAGE)
+        self.cooccurrence = Cooccurrence(settings.cooccurrence_window, settings.cooccurrence_history,
+                                         settings.cooccurrence_recency_decay, settings.cooccurrence_half_life_s) \
+            if settings.cooccurrence_weight > 0 else None
         self.events_applied = 0
         self.rejected = 0
 
@@ -122,10 +130,26 @@ class StateReplica:
             evs = [located[k][0] for k in counted]
             self.trending.add([ev.item_id for ev in evs], (ev.timestamp for ev in evs),
                               (self.weights.get(ev.event_type, 1.0) for ev in evs))
+            self._learn_cooccurrence(evs)
         if fresh:  # each user's next event scores the list served to them before it
             self.quality.observe([located[k][0].user_id for k in fresh], [located[k][0].item_id for k in fresh])
         self.events_applied += applied_total
         return applied_total
+
+    def _learn_cooccurrence(self, events: list[Event]) -> None:
+        if self.cooccurrence is None:
+            return
+        try:
+            for ev in events:
+                self.cooccurrence.learn(ev.user_id, ev.item_id, ev.timestamp, self.weights.get(ev.event_type, 1.0))
+        except ValueError as exc:   # the catalogue outgrew the dense matrix
+            self.switch_off_cooccurrence(exc)
+
+    def switch_off_cooccurrence(self, reason: Exception) -> None:
+        """Serve the model's scores alone from now on (logged once, loudly)."""
+        if self.cooccurrence is not None:
+            log.error("co-occurrence switched off, recommendations use the model's scores alone: %s", reason)
+            self.cooccurrence = None
 
     # --- the user_state changelog --------------------------------------------------------------
     def apply_user_record(self, key: bytes | str | None, raw: bytes | None) -> bool:

@@ -168,6 +168,21 @@ class Settings:
     learner_catalogue_publish_s: float = setting(
         1.0, "STREAMREC_LEARNER_CATALOGUE_PUBLISH_S",
         "New items wait at most this long before a catalogue-only version (same weights, more vectors) is published.")
+    # Item-to-item co-occurrence blended with the model (streamrec.cooccurrence). Tuned on the
+    # first 50,000 MovieLens 100K events only (see streamrec.evaluation.system_variants).
+    cooccurrence_weight: float = setting(
+        1.0, "STREAMREC_COOCCURRENCE_WEIGHT",
+        "Weight of the online co-occurrence score added to the standardised model score (0: model only).")
+    cooccurrence_window: int = setting(
+        50, "STREAMREC_COOCCURRENCE_WINDOW",
+        "A new item co-occurs with at most this many of the user's most recent earlier items.")
+    cooccurrence_history: int = setting(
+        20, "STREAMREC_COOCCURRENCE_HISTORY", "Most recent items of a user whose co-occurrences score a list.")
+    cooccurrence_recency_decay: float = setting(
+        0.8, "STREAMREC_COOCCURRENCE_RECENCY_DECAY",
+        "Weight of the j-th most recent history item in the co-occurrence score is this ** j.")
+    cooccurrence_half_life_s: float = setting(
+        0.0, "STREAMREC_COOCCURRENCE_HALF_LIFE_S", "Half-life of co-occurrence counts in event time (0: no decay).")
     learner_seed: int = setting(0, "STREAMREC_LEARNER_SEED", "Seed of initialisation, sampling and the replay reservoir.")
     learner_torch_threads: int = setting(
         1, "STREAMREC_LEARNER_TORCH_THREADS",
@@ -263,11 +278,6 @@ class Settings:
     @property
     def weights(self) -> dict[str, float]:
         return parse_weights(self.event_weights)
-
-    def resolved_data_dir(self) -> Path:
-        if self.data_dir is not None:
-            return Path(self.data_dir)
-        return Path("..") / "shared" / "data"
 
 
 def parse_weights(spec: str) -> dict[str, float]:

@@ -18,9 +18,11 @@ see each other's events:
 
 ``system-online-vectors``
     streams worker + serving, no learner. Requests pass ``diversity=0`` and
-    ``exploration=0``, so the list is the exact inner-product retrieval of the user's online
-    vector (:class:`~streamrec.user_state.UserState`) over the deterministic item vectors:
-    the real counterpart of the fast variant of the same name, and the two must agree.
+    ``exploration=0``, so the list is the exact ranking by the inner product of the user's
+    online vector (:class:`~streamrec.user_state.UserState`) with the deterministic item
+    vectors, blended with serving's online co-occurrence scores
+    (:mod:`streamrec.cooccurrence`): the real counterpart of the fast variant of the same
+    name, and the two must agree.
 ``system-full``
     streams worker + serving + learner, serving's default re-ranking. Its numbers depend on
     *when* the learner publishes versions relative to the replay (wall-clock training
@@ -188,10 +190,10 @@ def replay_through_serving(plan: StreamPlan, url: str, settings: Settings, *, k:
 
 
 def fast_equivalent(plan: StreamPlan, dataset: Dataset, settings: Settings, k: int = 10) -> MethodRun:
-    """The fast path's ``system-online-vectors`` over the same plan (pure retrieval, no re-ranking)."""
+    """The fast path's ``system-online-vectors`` over the same plan (no re-ranking)."""
     from streamrec.evaluation.system_variants import OnlineVectorsVariant
 
-    variant = OnlineVectorsVariant(settings=settings, diversity=0.0, exploration=0.0)
+    variant = OnlineVectorsVariant(settings=settings, diversity=0.0, exploration=0.0, cooccurrence=True)
     return run_method(variant, plan, k=k, name="system-online-vectors (fast)", items=dataset.items)
 
 

@@ -3,10 +3,12 @@
 The real path replays the first ``N`` events through a streams worker and a serving process
 on the embedded broker, one event at a time (:mod:`streamrec.evaluation.real_path`); the
 fast path replays the same plan through ``system-online-vectors`` in process. Both rank by
-exact inner product of the user's :class:`~streamrec.user_state.UserState` vector with the
-deterministic :class:`~streamrec.item_vectors.ItemVectors` (no learner, no re-ranking: the
-real requests pass ``diversity=0, exploration=0``), exclude the user's earlier items, and
-give users without history the decayed-popularity (trending) list, ties in first-seen order.
+the exact inner product of the user's :class:`~streamrec.user_state.UserState` vector with
+the deterministic :class:`~streamrec.item_vectors.ItemVectors`, blended with the online
+item-to-item co-occurrence score (:mod:`streamrec.cooccurrence`; serving learns it from the
+events topic, the fast path from the plan), with no learner and no re-ranking (the real
+requests pass ``diversity=0, exploration=0``), exclude the user's earlier items, and give
+users without history the decayed-popularity (trending) list, ties in first-seen order.
 So the test asks for *identical served lists*, request by request, not just similar rates.
 
 One named exception: while fewer than ``k`` distinct items have ever been named by an event

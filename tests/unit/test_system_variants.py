@@ -50,3 +50,28 @@ def test_sweep_points_come_out_of_one_run(ml100k):
     assert points[0]["requests"] == 600 and points[1]["requests"] == 300
     assert points[0]["hr"] == doc["methods"]["full"]["overall"]["hr"]
     assert points[1]["ild"] >= points[0]["ild"]
+
+
+def test_cooccurrence_blend_is_the_model_plus_the_cooccurrence_scorer(ml100k):
+    from streamrec.cooccurrence import blend
+
+    plain = LearnerVariant("model", FAST, observe_batch=100)
+    hybrid = LearnerVariant("hybrid", FAST, observe_batch=100, cooccurrence=True)
+    events = ml100k.head(800).events
+    for rec in (plain, hybrid):
+        rec.set_catalogue([it.item_id for it in ml100k.items], ml100k.items)
+        rec.learn_many(events)
+    assert plain.cooccurrence is None and hybrid.cooccurrence.counts.sum() == 800
+    users = [events[-1].user_id, events[-2].user_id]
+    model = plain.user_vectors(users) @ plain.vectors.T
+    co = hybrid.cooccurrence.scores([[i for i, _, _ in hybrid.histories[u]] for u in users])
+    expected = blend(model, co, FAST.cooccurrence_weight)
+    assert co.any() and np.allclose(hybrid.score_many(users), expected)
+
+
+def test_static_variant_freezes_its_cooccurrence_counts_too(ml100k):
+    rec = LearnerVariant("static", FAST, freeze_after=600, observe_batch=100, cooccurrence=True,
+                         cooccurrence_until=600)
+    rec.set_catalogue([it.item_id for it in ml100k.items], ml100k.items)
+    rec.learn_many(ml100k.head(1000).events)
+    assert rec.cooccurrence.counts.sum() == 600

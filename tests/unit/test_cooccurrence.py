@@ -1,0 +1,103 @@
+"""The online co-occurrence scorer and its blend with model scores."""
+import numpy as np
+
+from streamrec.baselines.item_knn import ItemKNN
+from streamrec.cooccurrence import Cooccurrence, blend
+from streamrec.events import Event
+
+
+def _stream(n_users=30, n_items=25, per_user=8, seed=3):
+    rng = np.random.default_rng(seed)
+    events, t = [], 0.0
+    for _ in range(n_users * per_user):
+        t += 60.0
+        events.append(Event(f"u{rng.integers(n_users)}", f"i{rng.integers(n_items)}", "click", t))
+    return events
+
+
+def test_unwindowed_undecayed_scores_equal_item_knn():
+    events = _stream()
+    knn = ItemKNN(history=20, recency_decay=0.8)
+    items = sorted({e.item_id for e in events})
+    knn.set_catalogue(items)
+    co = Cooccurrence(window=10_000, history=20, recency_decay=0.8)
+    co.rows(items)
+    histories: dict[str, list[str]] = {}
+    for e in events:
+        co.observe(histories.get(e.user_id, []), e.item_id, e.timestamp)
+        histories.setdefault(e.user_id, []).append(e.item_id)
+        knn.learn_one(e)
+    users = sorted(histories)
+    # ItemKNN adds a popularity tie-break below 1e-9; otherwise the same cosine sums.
+    np.testing.assert_allclose(co.scores([histories[u] for u in users]), knn.score_many(users), atol=1e-6)
+
+
+def test_window_limits_pairs_and_repeats_add_nothing():
+    co = Cooccurrence(window=1)
+    co.observe(["a", "b"], "c", 1.0)      # only b (the newest) is in the window
+    rows = co.rows(["a", "b", "c"])
+    assert co.pairs[rows[2], rows[1]] == 1 and co.pairs[rows[2], rows[0]] == 0
+    before = co.pairs.copy(), co.counts.copy()
+    co.observe(["a", "c"], "c", 2.0)      # c is already the user's newest item
+    np.testing.assert_array_equal(co.pairs, before[0])
+    np.testing.assert_array_equal(co.counts, before[1])
+
+
+def test_half_life_discounts_old_evidence():
+    co = Cooccurrence(window=5, history=1, half_life_s=100.0)
+    co.observe(["a"], "old", 0.0)
+    co.observe(["a"], "new", 100.0)
+    s = co.scores([["a"]])[0]
+    rows = co.rows(["old", "new"])
+    assert s[rows[1]] > s[rows[0]] > 0
+    undecayed = Cooccurrence(window=5, history=1)
+    undecayed.observe(["a"], "old", 0.0)
+    undecayed.observe(["a"], "new", 100.0)
+    s = undecayed.scores([["a"]])[0]
+    assert s[rows[1]] == s[rows[0]]
+
+
+def test_rescaling_keeps_similarities():
+    co = Cooccurrence(window=5, half_life_s=1.0)
+    for t in range(0, 60, 3):   # 2**60 would overflow the scale without rescaling
+        co.observe(["a"], f"i{t}", float(t))
+    s = co.scores([["a"]])[0]
+    assert np.all(np.isfinite(s)) and s[co.rows(["i57"])[0]] > s[co.rows(["i54"])[0]] > 0
+
+
+def test_catalogue_grows_and_refuses_beyond_max_items():
+    co = Cooccurrence(capacity=2, max_items=3)
+    co.observe(["a", "b"], "c", 1.0)
+    assert len(co) == 3 and co.pairs.shape[0] >= 3
+    try:
+        co.rows(["d"])
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a fourth item should be refused")
+
+
+def test_blend_weight_zero_is_model_order_and_weight_moves_evidence_up():
+    model = np.array([[0.1, 0.5, 0.9, 0.3]])
+    co = np.array([[0.0, 0.0, 0.0, 2.0]])
+    assert np.argsort(-blend(model, co, 0.0)[0]).tolist() == [2, 1, 3, 0]
+    assert np.argmax(blend(model, co, 2.0)[0]) == 3
+    # No co-occurrence evidence: the model's order stands.
+    assert np.argsort(-blend(model, np.zeros_like(co), 5.0)[0]).tolist() == [2, 1, 3, 0]
+
+
+def test_learn_per_user_equals_observe_with_explicit_histories():
+    events = _stream(n_users=12, n_items=15, per_user=10, seed=5)   # small catalogue: repeats occur
+    by_user = Cooccurrence(window=4)
+    explicit = Cooccurrence(window=4)
+    histories: dict[str, list[str]] = {}
+    for e in events:
+        by_user.learn(e.user_id, e.item_id, e.timestamp)
+        explicit.observe(histories.get(e.user_id, []), e.item_id, e.timestamp)
+        histories.setdefault(e.user_id, []).append(e.item_id)
+    assert any(len(set(h)) < len(h) for h in histories.values())      # the stream had repeats
+    items = sorted({e.item_id for e in events})
+    a, b = by_user.rows(items), explicit.rows(items)
+    np.testing.assert_array_equal(by_user.pairs[np.ix_(a, a)], explicit.pairs[np.ix_(b, b)])
+    np.testing.assert_array_equal(by_user.counts[a], explicit.counts[b])
+    assert all(len(r) <= 4 for r in by_user.user_recent.values())
