@@ -9,8 +9,9 @@ similarities ``C[i, j] / sqrt(n[i] n[j])`` of their ``history`` most recent item
 
 Why it is part of the system: the two-tower model learns from mini-batches once per cycle,
 while co-occurrence counts are exact and current after every event; on MovieLens 100K the
-co-occurrence signal alone reaches HR@10 0.18 where the model alone reaches 0.15, and the
-two are complementary (see :func:`blend` and ``streamrec.evaluation.system_variants``).
+co-occurrence signal alone (item-kNN) and the model alone both reach HR@10 about 0.18 in
+the prequential evaluation, and their blend 0.21: the two are complementary (see
+:func:`blend`, ``streamrec.evaluation.system_variants`` and the README's numbers).
 
 Decay is implemented without touching the whole matrix per event: an increment at event
 time ``t`` is scaled by ``2 ** ((t - t_ref) / half_life)`` and everything is rescaled when
@@ -155,16 +156,22 @@ class Cooccurrence:
         return self.pairs[rows, :n] / np.maximum(norms[rows, None] * norms[None, :], 1e-12)
 
     def scores(self, histories: Sequence[Sequence[str]]) -> np.ndarray:
-        """``(len(histories), len(self))`` scores; each history is item ids, oldest first."""
+        """``(len(histories), len(self))`` scores; each history is item ids, oldest first.
+
+        ``sum_i w_i C[i, j] / (norm_i norm_j)`` is computed as one weighted row sum divided
+        by ``norm_j`` (serving calls this per request: no ``history x catalogue`` temporary).
+        An item never counted has no pairs, so its score is 0 either way.
+        """
         n = len(self.item_ids)
+        norms = np.maximum(np.sqrt(self.counts[:n]), 1e-6)
         out = np.zeros((len(histories), n), dtype=np.float64)
         for r, history in enumerate(histories):
             recent = [i for i in dict.fromkeys(reversed(history)) if i in self.item_index][: self.history]
             if not recent:
                 continue
             rows = np.fromiter((self.item_index[i] for i in recent), np.int64, len(recent))
-            weights = self.recency_decay ** np.arange(len(rows), dtype=np.float64)
-            out[r] = weights @ self.similarity_rows(rows)
+            weights = self.recency_decay ** np.arange(len(rows), dtype=np.float64) / norms[rows]
+            out[r] = (weights.astype(np.float32) @ self.pairs[rows, :n]) / norms
         return out
 
 

@@ -18,7 +18,7 @@ from streamrec.settings import Settings
 # name -> (module, function, help)
 SCENARIOS: dict[str, tuple[str, str, str]] = {
     "streams": ("streamrec.chaos.cli", "run_streams", "SIGKILL the streams worker 3+ times during a MovieLens replay"),
-    "learner": ("streamrec.chaos.learner", "run_learner", "SIGKILL the learner while it trains and while it checkpoints"),
+    "learner": ("streamrec.chaos.learner", "run_learner", "SIGKILL the learner inside a cycle, a version write and a checkpoint write"),
     "serving-restart": ("streamrec.chaos.serving", "run_restart", "restart serving under client load"),
     "serving-overload": ("streamrec.chaos.serving", "run_overload", "twice the capacity for 60 s"),
     "broker-outage": ("streamrec.chaos.broker", "run_outage", "freeze the broker for 30 s mid-run"),
