@@ -30,16 +30,18 @@ from typing import Any
 
 import numpy as np
 
+from streamrec.bench.plots import latency_quantiles
 from streamrec.settings import Settings
 
 USER_EVENTS = 20
 
 
-def _percentiles(values: list[float]) -> dict[str, float | None]:
+def _percentiles(values: list[float]) -> dict[str, float | list[float] | None]:
     if not values:
-        return {"p50_ms": None, "p99_ms": None, "max_ms": None}
+        return {"p50_ms": None, "p99_ms": None, "max_ms": None, "quantiles_ms": None}
     a = np.asarray(values) * 1000.0
-    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max())}
+    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max()),
+            "quantiles_ms": latency_quantiles(a)}
 
 
 def _prepare(settings: Settings, n_items: int, n_users: int, seed: int) -> list[str]:
@@ -248,7 +250,7 @@ def run_serving_bench(settings: Settings, *, rate: float = 500.0, duration_s: fl
                 _in_subprocess(_topic_load, settings, users, topic_rate, int(topic_rate * topic_duration_s)),
                 _event_to_visible(settings, replica, users, n_items, event_rate, n_events, seed)]
         index = serving.process.holder.current.index
-        result = {"benchmark": "serving", "items": n_items, "index": index.kind, "users": n_users,
+        result = {"benchmark": "serving", "date": time.strftime("%Y-%m-%d"), "items": n_items, "index": index.kind, "users": n_users,
                   "model_version": serving.process.holder.current.version, "setup_s": setup_s, "rows": rows,
                   "targets": {"http_p99_ms": 10.0, "event_to_visible_p99_ms": 100.0}}
     finally:

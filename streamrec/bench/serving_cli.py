@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from streamrec.bench.plots import write_bench_plot
     from streamrec.bench.serving import format_table, run_serving_bench
 
     logging.basicConfig(level=logging.WARNING)
@@ -28,5 +29,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                                topic_duration_s=args.topic_duration, n_items=args.items, n_users=args.users,
                                event_rate=args.event_rate, n_events=args.events, out=args.out)
     print(format_table(result))
-    print(f"written to {args.out}")
+    print(f"written to {args.out} and {write_bench_plot(result, args.out)}")
     return 0

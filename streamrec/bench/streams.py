@@ -25,6 +25,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from confluent_kafka import Producer
 
+from streamrec.bench.plots import latency_quantiles
 from streamrec.item_vectors import ItemVectors
 from streamrec.kafka import aiokafka_config, ensure_topics, producer_config
 from streamrec.processes import Proc
@@ -168,7 +169,8 @@ def freshness(settings: Settings, rate: float, seconds: float) -> dict:
     lat = np.array([seen[k] - acked[k] for k in keys if k in seen and k in acked]) * 1000
     return {"rate_per_s": rate, "events": n, "observed": int(len(lat)),
             "p50_ms": round(float(np.percentile(lat, 50)), 2) if len(lat) else None,
-            "p99_ms": round(float(np.percentile(lat, 99)), 2) if len(lat) else None}
+            "p99_ms": round(float(np.percentile(lat, 99)), 2) if len(lat) else None,
+            "quantiles_ms": latency_quantiles(lat)}
 
 
 def _rss_bytes() -> int:
@@ -207,6 +209,7 @@ def memory_per_user(user_counts: list[int], events_per_user: int = 3) -> list[di
 def run(settings: Settings, quick: bool = False) -> dict:
     events = 20_000 if quick else 100_000
     return {
+        "benchmark": "streams",
         "ingest": [ingest(settings, 10_000, events // 5, pack=1), ingest(settings, 10_000, events, pack=100),
                    ingest(settings, 100_000 if not quick else 20_000, events, pack=100)],
         "freshness": freshness(settings, rate=1000.0, seconds=5.0 if quick else 10.0),

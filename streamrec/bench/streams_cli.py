@@ -33,6 +33,7 @@ def format_table(result: dict) -> str:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from streamrec.bench.plots import write_bench_plot
     from streamrec.bench.streams import run as run_bench
 
     settings = settings.replace(topic_prefix=f"bench{int(time.time())}-",
@@ -42,5 +43,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(format_table(result))
-    print(f"written to {args.out}")
+    print(f"written to {args.out} and {write_bench_plot(result, args.out)}")
     return 0

@@ -150,10 +150,15 @@ def write_plots(doc: dict, out_dir: Path, stem: str) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="streamrec report", description=__doc__.split("\n")[0])
-    parser.add_argument("results", type=Path, help="a JSON file written by `streamrec evaluate`")
+    parser.add_argument("results", type=Path, help="a JSON file written by `streamrec evaluate` or `streamrec bench`")
     parser.add_argument("--out", type=Path, default=None, help="where to write the PNGs (default: next to it)")
     args = parser.parse_args(argv)
     doc = json.loads(args.results.read_text())
+    if "benchmark" in doc:   # a `streamrec bench` result: its one figure
+        from streamrec.bench.plots import write_bench_plot
+
+        print(f"wrote {write_bench_plot(doc, args.results, args.out)}")
+        return 0
     render_table(doc)
     for path in write_plots(doc, args.out or args.results.parent, args.results.stem):
         print(f"wrote {path}")
