@@ -117,7 +117,7 @@ def plot_serving(result: dict, path: Path) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel("latency, ms")
     ax.set_ylabel("share of requests / events")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left")
     ax.set_title(f"{result.get('items', 0):,} items ({result.get('index', '')} index), "
                  f"{result.get('users', 0):,} users")
     return _save(fig, path, f"streamrec bench serving ({result.get('date', '')})")
