@@ -116,19 +116,12 @@ class Cooccurrence:
             self.t_ref, scale = timestamp, 1.0
         return max(scale, 1e-12)
 
-    def observe(self, prior: Sequence[str], item_id: str, timestamp: float, weight: float = 1.0) -> None:
-        """Learn one event: the user had ``prior`` (oldest first) and now ``item_id``.
-
-        A repeat of an item already in the window adds no pair and no count, as in item-kNN.
-        """
-        recent = list(dict.fromkeys(reversed(prior)))[: self.window]   # distinct, newest first
-        if item_id in recent:
-            return
-        rows = self.rows([item_id, *recent])
-        self._add(rows[0], rows[1:], timestamp, weight)
-
     def learn(self, user_id: str, item_id: str, timestamp: float, weight: float = 1.0) -> None:
-        """Learn one event of ``user_id`` against the items this scorer saw them have before."""
+        """Learn one event of ``user_id`` against the items this scorer saw them have before.
+
+        The new item pairs once with each of the user's ``window`` most recent distinct items;
+        an item already among them adds no pair and no count (as in item-kNN).
+        """
         row = int(self.rows([item_id])[0])
         recent = self.user_recent.get(user_id)
         if recent is None:
@@ -149,12 +142,6 @@ class Cooccurrence:
         self.counts[row] += w
 
     # -- scoring -----------------------------------------------------------------------------
-    def similarity_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Cosine similarity of items ``rows`` to every known item, ``(len(rows), len(self))``."""
-        n = len(self.item_ids)
-        norms = np.sqrt(self.counts[:n])
-        return self.pairs[rows, :n] / np.maximum(norms[rows, None] * norms[None, :], 1e-12)
-
     def scores(self, histories: Sequence[Sequence[str]]) -> np.ndarray:
         """``(len(histories), len(self))`` scores; each history is item ids, oldest first.
 

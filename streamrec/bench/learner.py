@@ -67,11 +67,12 @@ def run_learner_bench(settings: Settings, limit: int | None = None, settle_s: fl
         metrics = urllib.request.urlopen(learner.url + "/metrics", timeout=2).read().decode()
     announcements = _announcements(settings)
     cycles = {k: v for k, v in _histogram(metrics, "streamrec_learner_cycle_duration_seconds").items()}
-    delays = [swaps[a["version"]] - a["created_at"] for a in announcements if a["version"] in swaps]
     mean_cycle = cycles["sum"] / cycles["count"] if cycles.get("count") else None
+    swapped_after = {a["version"]: swaps[a["version"]] - a["created_at"] for a in announcements if a["version"] in swaps}
+    delays = list(swapped_after.values())
     per_version = [{"version": a["version"], "announced_after_s": round(a["created_at"] - started, 2),
-                    "announce_to_swap_ms": round((swaps[a["version"]] - a["created_at"]) * 1000, 1)
-                    if a["version"] in swaps else None} for a in announcements]
+                    "announce_to_swap_ms": round(swapped_after[a["version"]] * 1000, 1)
+                    if a["version"] in swapped_after else None} for a in announcements]
     return {
         "benchmark": "learner", "per_version": per_version,
         "events": replay["events"], "replay_s": replay["seconds"], "wall_s": round(time.time() - started, 1),

@@ -250,8 +250,8 @@ def run_serving_bench(settings: Settings, *, rate: float = 500.0, duration_s: fl
                 _in_subprocess(_topic_load, settings, users, topic_rate, int(topic_rate * topic_duration_s)),
                 _event_to_visible(settings, replica, users, n_items, event_rate, n_events, seed)]
         index = serving.process.holder.current.index
-        result = {"benchmark": "serving", "date": time.strftime("%Y-%m-%d"), "items": n_items, "index": index.kind, "users": n_users,
-                  "model_version": serving.process.holder.current.version, "setup_s": setup_s, "rows": rows,
+        result = {"benchmark": "serving", "date": time.strftime("%Y-%m-%d"), "items": n_items,
+                  "index": index.kind, "users": n_users, "model_version": serving.process.holder.current.version, "setup_s": setup_s, "rows": rows,
                   "targets": {"http_p99_ms": 10.0, "event_to_visible_p99_ms": 100.0}}
     finally:
         serving.stop()

@@ -24,7 +24,7 @@ def test_unwindowed_undecayed_scores_equal_item_knn():
     co.rows(items)
     histories: dict[str, list[str]] = {}
     for e in events:
-        co.observe(histories.get(e.user_id, []), e.item_id, e.timestamp)
+        co.learn(e.user_id, e.item_id, e.timestamp)
         histories.setdefault(e.user_id, []).append(e.item_id)
         knn.learn_one(e)
     users = sorted(histories)
@@ -34,25 +34,26 @@ def test_unwindowed_undecayed_scores_equal_item_knn():
 
 def test_window_limits_pairs_and_repeats_add_nothing():
     co = Cooccurrence(window=1)
-    co.observe(["a", "b"], "c", 1.0)      # only b (the newest) is in the window
+    for item in ("a", "b", "c"):          # c meets only b (the newest) in the window
+        co.learn("u", item, 1.0)
     rows = co.rows(["a", "b", "c"])
     assert co.pairs[rows[2], rows[1]] == 1 and co.pairs[rows[2], rows[0]] == 0
     before = co.pairs.copy(), co.counts.copy()
-    co.observe(["a", "c"], "c", 2.0)      # c is already the user's newest item
+    co.learn("u", "c", 2.0)               # c is already the user's newest item
     np.testing.assert_array_equal(co.pairs, before[0])
     np.testing.assert_array_equal(co.counts, before[1])
 
 
 def test_half_life_discounts_old_evidence():
     co = Cooccurrence(window=5, history=1, half_life_s=100.0)
-    co.observe(["a"], "old", 0.0)
-    co.observe(["a"], "new", 100.0)
+    for user, item, t in (("u1", "a", 0.0), ("u1", "old", 0.0), ("u2", "a", 100.0), ("u2", "new", 100.0)):
+        co.learn(user, item, t)
     s = co.scores([["a"]])[0]
     rows = co.rows(["old", "new"])
     assert s[rows[1]] > s[rows[0]] > 0
     undecayed = Cooccurrence(window=5, history=1)
-    undecayed.observe(["a"], "old", 0.0)
-    undecayed.observe(["a"], "new", 100.0)
+    for user, item, t in (("u1", "a", 0.0), ("u1", "old", 0.0), ("u2", "a", 100.0), ("u2", "new", 100.0)):
+        undecayed.learn(user, item, t)
     s = undecayed.scores([["a"]])[0]
     assert s[rows[1]] == s[rows[0]]
 
@@ -60,14 +61,16 @@ def test_half_life_discounts_old_evidence():
 def test_rescaling_keeps_similarities():
     co = Cooccurrence(window=5, half_life_s=1.0)
     for t in range(0, 60, 3):   # 2**60 would overflow the scale without rescaling
-        co.observe(["a"], f"i{t}", float(t))
+        co.learn(f"u{t}", "a", float(t))
+        co.learn(f"u{t}", f"i{t}", float(t))
     s = co.scores([["a"]])[0]
     assert np.all(np.isfinite(s)) and s[co.rows(["i57"])[0]] > s[co.rows(["i54"])[0]] > 0
 
 
 def test_catalogue_grows_and_refuses_beyond_max_items():
     co = Cooccurrence(capacity=2, max_items=3)
-    co.observe(["a", "b"], "c", 1.0)
+    for item in ("a", "b", "c"):
+        co.learn("u", item, 1.0)
     assert len(co) == 3 and co.pairs.shape[0] >= 3
     try:
         co.rows(["d"])
@@ -86,18 +89,35 @@ def test_blend_weight_zero_is_model_order_and_weight_moves_evidence_up():
     assert np.argsort(-blend(model, np.zeros_like(co), 5.0)[0]).tolist() == [2, 1, 3, 0]
 
 
-def test_learn_per_user_equals_observe_with_explicit_histories():
-    events = _stream(n_users=12, n_items=15, per_user=10, seed=5)   # small catalogue: repeats occur
-    by_user = Cooccurrence(window=4)
-    explicit = Cooccurrence(window=4)
+def _reference_counts(events, window: int) -> tuple[dict, dict]:
+    """The definition, spelled out: a new item pairs once with each of the user's ``window``
+    most recent distinct earlier items; an item already among them adds nothing."""
+    pairs: dict[tuple[str, str], float] = {}
+    counts: dict[str, float] = {}
     histories: dict[str, list[str]] = {}
     for e in events:
-        by_user.learn(e.user_id, e.item_id, e.timestamp)
-        explicit.observe(histories.get(e.user_id, []), e.item_id, e.timestamp)
-        histories.setdefault(e.user_id, []).append(e.item_id)
+        prior = histories.setdefault(e.user_id, [])
+        recent = list(dict.fromkeys(reversed(prior)))[:window]
+        prior.append(e.item_id)
+        if e.item_id in recent:
+            continue
+        counts[e.item_id] = counts.get(e.item_id, 0.0) + 1.0
+        for other in recent:
+            for key in ((e.item_id, other), (other, e.item_id)):
+                pairs[key] = pairs.get(key, 0.0) + 1.0
     assert any(len(set(h)) < len(h) for h in histories.values())      # the stream had repeats
+    return pairs, counts
+
+
+def test_learn_per_user_equals_the_definition_with_explicit_histories():
+    events = _stream(n_users=12, n_items=15, per_user=10, seed=5)   # small catalogue: repeats occur
+    by_user = Cooccurrence(window=4)
+    for e in events:
+        by_user.learn(e.user_id, e.item_id, e.timestamp)
+    pairs, counts = _reference_counts(events, window=4)
     items = sorted({e.item_id for e in events})
-    a, b = by_user.rows(items), explicit.rows(items)
-    np.testing.assert_array_equal(by_user.pairs[np.ix_(a, a)], explicit.pairs[np.ix_(b, b)])
-    np.testing.assert_array_equal(by_user.counts[a], explicit.counts[b])
+    a = by_user.rows(items)
+    expected = np.array([[pairs.get((i, j), 0.0) for j in items] for i in items])
+    np.testing.assert_array_equal(by_user.pairs[np.ix_(a, a)], expected)
+    np.testing.assert_array_equal(by_user.counts[a], [counts.get(i, 0.0) for i in items])
     assert all(len(r) <= 4 for r in by_user.user_recent.values())
