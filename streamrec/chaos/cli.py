@@ -26,8 +26,8 @@ SCENARIOS: dict[str, tuple[str, str, str]] = {
                          "restart the in-memory broker empty for 30 s: loss must be reported, not hidden"),
     "broker-late": ("streamrec.chaos.broker", "run_start_late", "start the processes 30 s before the broker"),
 }
-COLUMNS = ("scenario", "faults_injected", "events_in", "applied", "lost", "applied_twice", "requests_failed",
-           "seconds")
+COLUMNS = ("scenario", "faults_injected", "events_in", "applied", "lost", "applied_twice", "dead_lettered",
+           "requests_failed", "seconds")
 
 
 def run_streams(settings: Settings, args: argparse.Namespace) -> dict:
