@@ -303,7 +303,7 @@ class Learner:
             ids, vectors, tensors, meta = trainer.export()
         version = self.version + 1
         announcement = write_version(self.models_dir, version, ids, vectors, tensors, scores, extra_metadata=meta)
-        self._announce(announcement.encode())
+        self._announce(announcement.signed(self.settings.model_signing_key).encode())
         self.version = version
         self.newest = announcement
         self.versions_published += 1
@@ -344,7 +344,7 @@ class Learner:
         announcement = Announcement(self.version, float(meta["created_at"]), str(path.resolve()),
                                     hashlib.sha256(data).hexdigest(), int(header[0]), int(header[1]),
                                     dict(meta.get("scores") or {}))
-        self._announce(announcement.encode())
+        self._announce(announcement.signed(self.settings.model_signing_key).encode())
         self.newest = announcement
         self.last_scores = dict(announcement.scores)
         M.MODEL_CREATED.set(announcement.created_at)

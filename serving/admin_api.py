@@ -2,12 +2,14 @@
 
 Routes, registered only when ``STREAMREC_ADMIN_TOKEN`` is set (unset: they do not exist, 404):
 
-* ``GET /admin/models``: the version served and the last few verified announcements;
-* ``POST /admin/models/{version}/activate``: serve that announced version (a rollback to an
-  older one or a promotion back to a newer one); the file is read again and its sha256
-  checked against the announcement, so a file changed since is refused (409) and the current
-  version stays;
-* ``POST /admin/reload``: load the newest announced version again (same checks).
+* ``GET /admin/models``: the version served and, under ``announced``, the last few versions
+  that loaded and passed every check (a refused announcement is never listed, so it can be
+  neither activated nor reloaded);
+* ``POST /admin/models/{version}/activate``: serve that version (a rollback to an older one or
+  a promotion back to a newer one); the file is read again with every check
+  (:func:`streamrec.model_store.load_version`) and its sha256 compared with the
+  announcement, so a file changed since is refused (409) and the current version stays;
+* ``POST /admin/reload``: load the newest of those versions again (same checks).
 
 Every request needs ``Authorization: Bearer <token>``; without it, or with another token, the
 answer is 401 with ``WWW-Authenticate: Bearer``. The token is compared with
@@ -31,7 +33,6 @@ import logging
 from aiohttp import web
 
 from serving.model_holder import ModelHolder
-from streamrec.model_store import ChecksumMismatch
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +72,7 @@ async def _activate(holder: ModelHolder, version: int, action: str) -> web.Respo
                            f"({sorted(holder.announcements)})", "version")
     try:
         await holder.activate(announcement)
-    except ChecksumMismatch as exc:
-        return _error(409, f"refused, still serving version {holder.current.version}: {exc}", "version")
-    except Exception as exc:
+    except Exception as exc:   # refused by a check (ModelRefused), or loaded but not usable (dim, index)
         return _error(409, f"refused, still serving version {holder.current.version}: {exc}", "version")
     log.warning("admin %s: now serving model version %d", action, version)
     return web.json_response(_state(holder))

@@ -32,7 +32,8 @@ import numpy as np
 
 from serving import metrics
 from serving.state_replica import StateReplica
-from streamrec.model_store import Announcement, ChecksumMismatch, Snapshot, load_version
+from streamrec.model_follower import load_announced, refusal_reason
+from streamrec.model_store import Announcement, LoadPolicy, Snapshot
 from streamrec.retrieval import VectorIndex
 from streamrec.settings import Settings
 
@@ -81,7 +82,9 @@ class ModelHolder:
                                                                                  np.float32), None, False)
         self.last_error: str | None = None
         self._pre_model_size = 0
-        # The last few announcements (checksum verified again on activation): rollback targets.
+        self.policy = LoadPolicy.from_settings(settings)
+        # The last few versions that loaded and passed every check (checked again on
+        # activation): the rollback targets. A refused announcement never gets in here.
         self.announcements: dict[int, Announcement] = {}
 
     def _bundle_from(self, version: int, created_at: float, ids, vectors, encoder, published: bool) -> ModelBundle:
@@ -130,22 +133,21 @@ class ModelHolder:
         return bundle
 
     def remember(self, announcement: Announcement) -> None:
-        """Keep ``announcement`` among the last few (what the admin API may activate)."""
+        """Keep ``announcement``, a version that loaded, among the last few (what the admin API may activate)."""
         self.announcements[announcement.version] = announcement
         while len(self.announcements) > KEEP_ANNOUNCEMENTS:
             self.announcements.pop(min(self.announcements))
 
     async def activate(self, announcement: Announcement) -> ModelBundle:
-        """Load ``announcement`` again (checksum verified) and serve it: promote or roll back.
+        """Load ``announcement`` again (every check of :attr:`policy`) and serve it: promote or roll back.
 
-        Raises :class:`~streamrec.model_store.ChecksumMismatch` (or ``OSError``) and keeps the
-        current version when the file is not exactly the one announced.
+        Raises :class:`~streamrec.model_store.ModelRefused` (``ChecksumMismatch`` when the file
+        is not exactly the one announced) and keeps the current version.
         """
-        loop = asyncio.get_running_loop()
         try:
-            snapshot = await loop.run_in_executor(self._executor, load_version, announcement)
+            snapshot = await load_announced(announcement, self.policy)
         except Exception as exc:
-            self.reject(announcement, str(exc), "checksum" if isinstance(exc, ChecksumMismatch) else "load")
+            self.reject(announcement, str(exc), refusal_reason(announcement, exc))
             raise
         bundle = await self.install(snapshot, announcement)
         if bundle is None:

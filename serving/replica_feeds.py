@@ -14,7 +14,8 @@ beginning and keeps a full replica (see :mod:`serving.state_replica`).
 
 Readiness: each feed records the end offsets of its partitions when it starts and reports
 caught up once it has consumed up to them; the model feed is caught up at once when nothing
-was ever announced, else when the announced version is installed (or failed to load).
+was ever announced, else once every announcement up to that end offset is handled (the
+newest usable one installed, the refused ones refused).
 """
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ from serving import metrics
 from serving.model_holder import ModelHolder
 from serving.state_replica import StateReplica
 from streamrec.kafka import aiokafka_config, ensure_topics
-from streamrec.model_follower import follow_models
-from streamrec.model_store import Announcement, ChecksumMismatch
+from streamrec.model_follower import follow_models, refusal_reason
+from streamrec.model_store import Announcement
 from streamrec.settings import Settings
 from streamrec.topics import EVENTS, ITEMS, MODEL_UPDATES, changelog_topic
 
@@ -50,7 +51,7 @@ class ReplicaFeeds:
                                            "models": False}
         self.stop_event = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
-        self._model_pending = False
+        self._model_end = 0
 
     def not_ready(self) -> list[str]:
         reasons = [f"{name} not caught up" for name, done in self.caught_up.items() if not done]
@@ -171,21 +172,22 @@ class ReplicaFeeds:
             start = (await consumer.beginning_offsets([tp]))[tp]
         finally:
             await consumer.stop()
-        self._model_pending = end > start
-        if not self._model_pending:
+        self._model_end = end
+        if end <= start:
             self.caught_up["models"] = True
         await follow_models(self.settings, self._on_version, self._on_model_error, self.stop_event,
-                            on_announcement=self.holder.remember)
+                            on_verified=self.holder.remember, on_position=self._on_model_position)
 
-    async def _on_version(self, snapshot, announcement: Announcement) -> None:
-        await self.holder.install(snapshot, announcement)
-        self.caught_up["models"] = True
+    async def _on_version(self, snapshot, announcement: Announcement) -> bool:
+        return await self.holder.install(snapshot, announcement) is not None
 
     def _on_model_error(self, announcement: Announcement | None, exc: Exception) -> None:
-        kind = "checksum" if isinstance(exc, ChecksumMismatch) else "load"
-        self.holder.reject(announcement, str(exc), kind)
-        if announcement is not None:
+        self.holder.reject(announcement, str(exc), refusal_reason(announcement, exc))
+
+    def _on_model_position(self, position: int) -> None:
+        if position >= self._model_end and not self.caught_up["models"]:
             self.caught_up["models"] = True
+            log.info("serving replica: models caught up")
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:

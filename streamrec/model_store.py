@@ -8,20 +8,38 @@ then announced on the compacted topic ``model-updates`` (key ``model``) with its
 checksum. A reader verifies the checksum before it uses a single byte, so a half-written
 or tampered file is never loaded.
 
+An announcement is not trusted: anyone who can produce to ``model-updates`` can name any path
+and any version. A reader therefore loads through a :class:`LoadPolicy` and refuses (with
+:class:`ModelRefused`, whose ``reason`` names the check) an announcement whose HMAC is missing
+or wrong when a signing key is set, whose path resolves outside the models directory, whose
+file is not a regular file (a FIFO would block the reader forever), is larger than the bound
+or cannot be read within the time bound, whose checksum differs, or whose file holds another
+version than announced (a real file renamed to a huge version number would otherwise block
+every later version).
+
 Examples
 --------
 >>> import tempfile, numpy as np
 >>> d = tempfile.mkdtemp()
 >>> ann = write_version(d, 1, ["a", "b"], np.eye(2, dtype=np.float32), {})
->>> snap = load_version(ann)
+>>> snap = load_version(ann, LoadPolicy(Path(d)))
 >>> snap.version, snap.item_ids
 (1, ['a', 'b'])
+>>> load_version(ann, LoadPolicy(Path(d), signing_key="k"))  # doctest: +IGNORE_EXCEPTION_DETAIL
+Traceback (most recent call last):
+...
+ModelRefused: version 1: unsigned announcement, a signing key is set
+>>> load_version(ann.signed("k"), LoadPolicy(Path(d), signing_key="k")).version
+1
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import hmac
 import json
 import os
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,10 +50,21 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 MODEL_KEY = b"model"
+MODELS_SUBDIR = "models"
+READ_CHUNK = 1 << 20
 
 
-class ChecksumMismatch(ValueError):
-    pass
+class ModelRefused(ValueError):
+    """An announced version that must not be used; ``reason`` is a short metric label."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class ChecksumMismatch(ModelRefused):
+    def __init__(self, message: str):
+        super().__init__("checksum", message)
 
 
 @dataclass(frozen=True)
@@ -49,6 +78,7 @@ class Announcement:
     n_items: int
     dim: int
     scores: dict[str, Any] = field(default_factory=dict)
+    hmac: str = ""   # hex HMAC-SHA256 of signing_payload() under STREAMREC_MODEL_SIGNING_KEY; "" unsigned
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode()
@@ -58,7 +88,57 @@ class Announcement:
         d = json.loads(raw)
         return cls(version=int(d["version"]), created_at=float(d["created_at"]), path=str(d["path"]),
                    sha256=str(d["sha256"]), n_items=int(d["n_items"]), dim=int(d["dim"]),
-                   scores=dict(d.get("scores") or {}))
+                   scores=dict(d.get("scores") or {}), hmac=str(d.get("hmac") or ""))
+
+    def signing_payload(self) -> bytes:
+        """What the HMAC covers: every other field, canonical JSON (sorted keys, no spaces).
+
+        Computed from the decoded fields, not the received bytes, so the writer and every
+        reader agree on it whatever the JSON spacing or key order on the wire.
+        """
+        fields = asdict(self)
+        fields.pop("hmac")
+        return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+    def signed(self, key: str | None) -> "Announcement":
+        """This announcement with its HMAC under ``key``; unchanged when no key is set."""
+        return dataclasses.replace(self, hmac=_mac(key, self.signing_payload())) if key else self
+
+
+def _mac(key: str, payload: bytes) -> str:
+    return hmac.new(key.encode(), payload, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class LoadPolicy:
+    """What a reader accepts: where model files may be, how big, how long a read may take.
+
+    Parameters
+    ----------
+    models_dir
+        Only files whose resolved path (symbolic links followed) is inside it are read.
+    max_bytes
+        Larger files are refused before a byte is read.
+    read_timeout_s
+        A read that takes longer is abandoned and the version refused.
+    signing_key
+        When set, only announcements carrying a valid HMAC under it are loaded.
+    """
+
+    models_dir: Path
+    max_bytes: int = 1 << 30
+    read_timeout_s: float = 60.0
+    signing_key: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings) -> "LoadPolicy":
+        return cls(models_dir(settings), settings.model_max_bytes, settings.model_read_timeout_s,
+                   settings.model_signing_key or None)
+
+
+def models_dir(settings) -> Path:
+    """The one directory published versions are written to and read from."""
+    return Path(settings.state_dir) / MODELS_SUBDIR
 
 
 @dataclass
@@ -135,18 +215,111 @@ def write_version(directory: str | Path, version: int, item_ids: list[str], item
                         len(item_ids), int(item_vectors.shape[1]), scores or {})
 
 
-def load_version(announcement: Announcement) -> Snapshot:
-    """Read and verify an announced version; raises :class:`ChecksumMismatch` if it differs."""
-    data = Path(announcement.path).read_bytes()
+def load_version(announcement: Announcement, policy: LoadPolicy | None = None) -> Snapshot:
+    """Check, read and verify an announced version.
+
+    Processes reading ``model-updates`` pass ``LoadPolicy.from_settings(settings)``. Without a
+    policy the caller vouches for the path (a tool or test loading what it just wrote): the
+    file's own directory counts as the models directory, with the default bounds and no key.
+
+    Raises
+    ------
+    ModelRefused
+        With ``reason`` naming the check that failed (:class:`ChecksumMismatch` for the
+        checksum); nothing of the file is used then.
+    """
+    policy = policy or LoadPolicy(Path(announcement.path).parent)
+    check_signature(announcement, policy.signing_key)
+    data = read_model_file(announcement.path, policy)
     digest = hashlib.sha256(data).hexdigest()
     if digest != announcement.sha256:
         raise ChecksumMismatch(f"{announcement.path}: sha256 {digest[:12]}… != announced "
                                f"{announcement.sha256[:12]}…")
-    tensors = st_load(data)
-    meta = json.loads(_metadata(data)["streamrec"])
-    vectors = tensors.pop("item_vectors")
-    return Snapshot(int(meta["version"]), float(meta["created_at"]), list(meta["item_ids"]), vectors,
+    try:
+        tensors = st_load(data)
+        meta = json.loads(_metadata(data)["streamrec"])
+        vectors = tensors.pop("item_vectors")
+        version = int(meta["version"])
+    except Exception as exc:   # checksum right, content not ours: a file someone else wrote
+        raise ModelRefused("malformed", f"{announcement.path}: not a streamrec model file: {exc}") from None
+    if version != announcement.version:
+        raise ModelRefused("version_mismatch", f"{announcement.path} holds version {version}, "
+                                               f"announced as {announcement.version}")
+    return Snapshot(version, float(meta["created_at"]), list(meta["item_ids"]), vectors,
                     {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}, meta)
+
+
+def check_signature(announcement: Announcement, key: str | None) -> None:
+    """Refuse ``announcement`` unless it carries a valid HMAC under ``key`` (no key: accept)."""
+    if not key:
+        return
+    if not announcement.hmac:
+        raise ModelRefused("unsigned", f"version {announcement.version}: unsigned announcement, "
+                                       "a signing key is set")
+    expected = _mac(key, announcement.signing_payload())
+    if not hmac.compare_digest(expected, announcement.hmac):
+        raise ModelRefused("bad_signature", f"version {announcement.version}: announcement HMAC does not "
+                                            "match the signing key")
+
+
+def resolve_in_models_dir(path: str, directory: Path) -> Path:
+    """``path`` resolved (links followed); refused unless absolute and inside ``directory``."""
+    candidate = Path(path)
+    root = Path(directory).resolve()
+    resolved = candidate.resolve()
+    if not candidate.is_absolute() or root not in resolved.parents:
+        raise ModelRefused("outside_models_dir", f"{path}: not inside the models directory {root}")
+    return resolved
+
+
+def check_file_status(st: os.stat_result, path: Path, max_bytes: int) -> None:
+    """Refuse anything but a regular file of at most ``max_bytes``."""
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelRefused("not_regular_file", f"{path}: not a regular file")
+    if st.st_size > max_bytes:
+        raise ModelRefused("too_large", f"{path}: {st.st_size} bytes > STREAMREC_MODEL_MAX_BYTES {max_bytes}")
+
+
+def read_model_file(path: str, policy: LoadPolicy) -> bytes:
+    """The bytes of an announced file, read only if it passes every check of ``policy``.
+
+    The type is checked before opening (opening a FIFO for reading blocks until a writer
+    appears) and again on the open descriptor, which is opened without following a link and
+    non-blocking, so a file swapped for a FIFO or link between the two checks is refused too.
+    """
+    resolved = resolve_in_models_dir(path, policy.models_dir)
+    try:
+        before = os.lstat(resolved)
+        check_file_status(before, resolved, policy.max_bytes)
+        fd = os.open(resolved, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ModelRefused("missing", f"{resolved}: no such file") from None
+    except OSError as exc:
+        raise ModelRefused("unreadable", f"{resolved}: {exc}") from None
+    try:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
+            raise ModelRefused("replaced", f"{resolved}: replaced while being opened")
+        check_file_status(st, resolved, policy.max_bytes)
+        return _read_bounded(fd, resolved, policy.max_bytes, time.monotonic() + policy.read_timeout_s)
+    except OSError as exc:
+        raise ModelRefused("unreadable", f"{resolved}: {exc}") from None
+    finally:
+        os.close(fd)
+
+
+def _read_bounded(fd: int, path: Path, max_bytes: int, deadline: float) -> bytes:
+    chunks, total = [], 0
+    while True:
+        if time.monotonic() > deadline:
+            raise ModelRefused("read_timeout", f"{path}: not read within STREAMREC_MODEL_READ_TIMEOUT_S")
+        chunk = os.read(fd, READ_CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > max_bytes:   # grew after the size check
+            raise ModelRefused("too_large", f"{path}: more than STREAMREC_MODEL_MAX_BYTES {max_bytes} bytes")
+        chunks.append(chunk)
 
 
 def _metadata(data: bytes) -> dict[str, str]:

@@ -110,6 +110,17 @@ class Settings:
     log_level: str = setting("INFO", "STREAMREC_LOG_LEVEL", "Log level.")
     log_json: bool = setting(False, "STREAMREC_LOG_JSON", "Log one JSON object per line.")
 
+    # --- Published models (readers: serving, streams) -------------------------------------
+    model_signing_key: str | None = setting(
+        None, "STREAMREC_MODEL_SIGNING_KEY",
+        "Secret the learner signs model announcements with (HMAC-SHA256); when set, serving and streams "
+        "refuse announcements without a valid signature. Unset: announcements are not signed.")
+    model_max_bytes: int = setting(
+        1 << 30, "STREAMREC_MODEL_MAX_BYTES", "Largest model file serving and streams will read; larger ones are refused.")
+    model_read_timeout_s: float = setting(
+        60.0, "STREAMREC_MODEL_READ_TIMEOUT_S",
+        "Longest time reading one announced model file may take; a slower read is abandoned and the version refused.")
+
     # --- Learner (issue 3: add learner settings below this line) ------------------------
     learner_group_id: str = setting(
         "streamrec-learner", "STREAMREC_LEARNER_GROUP_ID", "Consumer group the learner reads `events` with.")

@@ -25,3 +25,5 @@ BATCH_SIZE = Histogram("streamrec_streams_batch_events", "Events per processed b
 USERS = Gauge("streamrec_streams_users", "Users with state on this worker.")
 MODEL_VERSION = Gauge("streamrec_streams_model_version",
                       "Model version whose item vectors the user vectors use (0: deterministic init).")
+MODEL_REFUSED = Counter("streamrec_streams_model_refused",
+                        "Model announcements refused (never used), by reason (the check that failed).", ["reason"])

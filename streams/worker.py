@@ -13,7 +13,7 @@ import faust
 from aiohttp import web
 
 from streamrec.broker_watch import BrokerWatch, wait_for_broker
-from streamrec.model_follower import follow_models
+from streamrec.model_follower import follow_models, refusal_reason
 from streamrec.observability import add_health_routes
 from streamrec.settings import Settings
 from streams import metrics
@@ -38,7 +38,13 @@ def build(settings: Settings, watch: BrokerWatch | None = None) -> StreamsApp:
             streams.item_vectors.replace(snapshot.item_ids, snapshot.item_vectors, snapshot.version)
             metrics.MODEL_VERSION.set(snapshot.version)
             log.info("item vectors from model version %d (%d items)", snapshot.version, len(snapshot.item_ids))
-        await follow_models(settings, adopt)
+
+        def refused(announcement, exc: Exception) -> None:
+            reason = refusal_reason(announcement, exc)
+            metrics.MODEL_REFUSED.labels(reason).inc()
+            log.error("model announcement %s refused (%s), keeping the item vectors of version %s: %s",
+                      announcement.version if announcement else "?", reason, streams.item_vectors.version, exc)
+        await follow_models(settings, adopt, refused)
 
     @app.task
     async def serve_http() -> None:
