@@ -26,7 +26,7 @@ import os
 import sys
 from typing import IO, Any
 
-from streamrec.settings import Settings
+from streamrec.settings import MASK, Settings
 
 HUMAN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -67,6 +67,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=repr, ensure_ascii=False)
 
 
+class RedactingFormatter(logging.Formatter):
+    """Another formatter's output with every secret value replaced by ``***``.
+
+    Applied to the whole formatted line (message, extra fields, traceback), so a secret
+    reaches no log however it got into a record: a settings dump, a client's config in an
+    error, an exception's text.
+    """
+
+    def __init__(self, inner: logging.Formatter, secrets: list[str]):
+        super().__init__()
+        self.inner = inner
+        # As written and as a JSON line escapes it; longest first, so a secret containing
+        # another is replaced whole.
+        forms = {s for s in secrets if s} | {json.dumps(s, ensure_ascii=False)[1:-1] for s in secrets if s}
+        self.secrets = sorted(forms, key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = self.inner.format(record)
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+
 def configure_logging(settings: Settings, *, process_name: str | None = None,
                       stream: IO[str] | None = None) -> logging.Handler:
     """Install one root handler according to ``settings.log_level`` and ``settings.log_json``.
@@ -97,9 +120,10 @@ def configure_logging(settings: Settings, *, process_name: str | None = None,
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler._streamrec = True  # type: ignore[attr-defined]  # marks ours for replacement
     if settings.log_json:
-        handler.setFormatter(JsonFormatter(process_name or os.environ.get("STREAMREC_PROCESS")))
+        formatter: logging.Formatter = JsonFormatter(process_name or os.environ.get("STREAMREC_PROCESS"))
     else:
-        handler.setFormatter(logging.Formatter(HUMAN_FORMAT))
+        formatter = logging.Formatter(HUMAN_FORMAT)
+    handler.setFormatter(RedactingFormatter(formatter, settings.secrets()))
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_streamrec", False)]:
         root.removeHandler(old)

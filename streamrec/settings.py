@@ -286,9 +286,37 @@ class Settings:
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
+    def shown(self, name: str) -> Any:
+        """A field's value for display: ``***`` for a set secret (see :func:`is_secret`)."""
+        value = getattr(self, name)
+        return MASK if value is not None and is_secret(name) else value
+
+    def secrets(self) -> list[str]:
+        """The values of the set secret fields (what logs must never show)."""
+        return [str(getattr(self, f.name)) for f in dataclasses.fields(self)
+                if is_secret(f.name) and getattr(self, f.name) not in (None, "")]
+
+    def __repr__(self) -> str:
+        # A settings object in a log line or a traceback must not carry a password.
+        inner = ", ".join(f"{f.name}={self.shown(f.name)!r}" for f in dataclasses.fields(self))
+        return f"Settings({inner})"
+
     @property
     def weights(self) -> dict[str, float]:
         return parse_weights(self.event_weights)
+
+
+MASK = "***"
+SECRET_WORDS = frozenset({"password", "token", "secret", "key"})
+
+
+def is_secret(name: str) -> bool:
+    """True when a field or variable name marks a secret: a word password, token, secret or key.
+
+    >>> is_secret("sasl_password"), is_secret("STREAMREC_ADMIN_TOKEN"), is_secret("sasl_username")
+    (True, True, False)
+    """
+    return bool(SECRET_WORDS & set(name.lower().split("_")))
 
 
 def parse_weights(spec: str) -> dict[str, float]:
