@@ -60,6 +60,9 @@ class Settings:
     max_message_bytes: int = setting(
         1_048_576, "STREAMREC_MAX_MESSAGE_BYTES",
         "Largest accepted event message (a packed batch included); larger ones are dead-lettered.")
+    dlq_max_copy_bytes: int = setting(
+        262_144, "STREAMREC_DLQ_MAX_COPY_BYTES",
+        "A rejected message up to this size is copied whole to the dead-letter topic; a larger one (or one with no value) is dead-lettered as a small record naming its topic, partition, offset, size and reason. Keep it below the producer's largest request.")
     max_id_length: int = setting(
         256, "STREAMREC_MAX_ID_LENGTH", "Longest accepted user_id / item_id / event_id.")
     max_future_skew_s: float = setting(
