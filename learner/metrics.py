@@ -27,6 +27,9 @@ PROBE_HR10 = Gauge("streamrec_learner_forgetting_probe_hr10", "HR@10 of the curr
 PROBE_NDCG10 = Gauge("streamrec_learner_forgetting_probe_ndcg10",
                      "NDCG@10 of the current model on the fixed forgetting probe.")
 EVENTS = Counter("streamrec_learner_events_total", "Valid events consumed.")
+SKIPPED = Counter("streamrec_learner_events_skipped_total",
+                  "Valid events not trained on, by cause (duplicate event_id; misrouted: arrived on another "
+                  "user's partition, trained on where the streams worker re-publishes it).", ["cause"])
 INVALID = Counter("streamrec_learner_invalid_messages_total",
                   "Messages or packed elements skipped as invalid (the streams worker dead-letters them).")
 PREQUENTIAL_SCORED = Counter("streamrec_learner_prequential_scored_total",

@@ -11,7 +11,8 @@ sources at once, and applies both with the streams worker's own code:
   its watermark is at least the replica's on every partition the replica has seen, so an
   older record can never roll a user back;
 * the **events topic** itself, also read from the beginning, is applied on top with
-  :func:`~streamrec.events.parse_message` and :meth:`~streamrec.user_state.UserState.apply`
+  :func:`~streamrec.events.decode_message` (the one input rule: what it rejects or finds on
+  the wrong partition is not applied here) and :meth:`~streamrec.user_state.UserState.apply`
   at the same (partition, offset, index among valid events) positions, weights, half-life and
   limits as the streams worker. The per-partition watermark in each state makes this
   idempotent: an event the changelog state already holds is skipped.
@@ -55,7 +56,7 @@ import numpy as np
 from serving import metrics
 from serving.trending import DecayedPopularity
 from streamrec.cooccurrence import Cooccurrence
-from streamrec.events import Event, parse_message
+from streamrec.events import Event, decode_message
 from streamrec.item_vectors import ItemVectors
 from streamrec.items import InvalidItem, Item, parse_item
 from streamrec.online_metrics import OnlineQuality
@@ -93,15 +94,20 @@ class StateReplica:
             if settings.cooccurrence_weight > 0 else None
         self.events_applied = 0
         self.rejected = 0
+        self.misrouted = 0
 
     # --- the events topic -------------------------------------------------------------------
     def apply_events(self, partition: int, offset: int, raw: bytes | None) -> int:
         """Apply one ``events`` message (one event or a packed batch); returns events applied."""
-        events, rejections = parse_message(raw, self.settings)
-        self.rejected += len(rejections)
-        if not events:
+        message = decode_message(raw, partition, offset, self.settings)
+        self.rejected += len(message.rejections)
+        # A misrouted event is applied where the streams worker re-publishes it, not here.
+        if message.misrouted:
+            self.misrouted += len(message.misrouted)
+            metrics.REPLICA_RECORDS.labels("events", "misrouted").inc(len(message.misrouted))
+        if not message.events:
             return 0
-        return self.apply_parsed([(ev, (partition, offset, index)) for index, ev in enumerate(events)])
+        return self.apply_parsed(message.events)
 
     def apply_parsed(self, located: list[tuple[Event, tuple[int, int, int]]]) -> int:
         """Apply validated events with their source positions, grouped per user in order."""

@@ -21,9 +21,11 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Iterable
 
 from streamrec.settings import Settings
+from streamrec.topics import partition_for
 
 EVENT_TYPES = ("view", "click", "add_to_cart", "purchase", "rating")
 _EVENT_TYPES = frozenset(EVENT_TYPES)
@@ -32,8 +34,9 @@ KNOWN_FIELDS = frozenset(REQUIRED + ("value", "event_id"))
 
 # Reason codes carried in the ``reason`` header of dead-letter records.
 REASONS = (
-    "oversized", "bad_encoding", "bad_json", "not_an_object", "missing_field", "bad_type",
-    "bad_id", "unknown_event_type", "non_finite", "timestamp_out_of_range", "empty_batch",
+    "null_value", "oversized", "bad_encoding", "bad_json", "not_an_object", "missing_field", "bad_type",
+    "bad_id", "unknown_event_type", "non_finite", "number_too_large", "timestamp_out_of_range",
+    "empty_batch",
 )
 
 
@@ -88,7 +91,10 @@ def _number(obj: dict, name: str) -> float:
     v = obj[name]
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise InvalidEvent("bad_type", f"{name} must be a number, got {type(v).__name__}")
-    f = float(v)
+    try:
+        f = float(v)
+    except OverflowError:   # JSON integers are unbounded; a float is not
+        raise InvalidEvent("number_too_large", f"{name} does not fit a 64-bit float") from None
     if not math.isfinite(f):
         raise InvalidEvent("non_finite", f"{name} must be finite")
     return f
@@ -125,7 +131,7 @@ def parse_message(raw: bytes | None, settings: Settings,
                   now: float | None = None) -> tuple[list[Event], list[Rejection]]:
     """Validate one Kafka message value: a single event or a packed JSON array of them."""
     if raw is None:
-        return [], [Rejection("bad_json", "empty message value")]
+        return [], [Rejection("null_value", "the message has no value (a null / tombstone)")]
     if len(raw) > settings.max_message_bytes:
         return [], [Rejection("oversized", f"{len(raw)} bytes > {settings.max_message_bytes}")]
     try:
@@ -162,3 +168,56 @@ def encode_events(events: Iterable[Event | dict]) -> bytes:
     docs = [e.to_dict() if isinstance(e, Event) else e for e in events]
     doc: Any = docs[0] if len(docs) == 1 else docs
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+Position = tuple[int, int, int]   # (partition, offset, index among the message's valid events)
+
+
+@dataclass(slots=True)
+class DecodedMessage:
+    """One ``events`` message as every consumer sees it (see :func:`decode_message`)."""
+
+    events: list[tuple[Event, Position]]            # valid, and their user belongs to this partition
+    misrouted: list[tuple[Event, Position, int]]    # valid, but their user's partition is the int
+    rejections: list[Rejection]
+
+
+@lru_cache(maxsize=1 << 16)
+def owner_partition(user_id: str, partitions: int) -> int:
+    """The partition a user's events belong to: Kafka's default partitioner on the key."""
+    return partition_for(user_id.encode("utf-8", "surrogatepass"), partitions)
+
+
+def decode_message(raw: bytes | None, partition: int, offset: int, settings: Settings,
+                   partitions: int | None = None, now: float | None = None) -> DecodedMessage:
+    """Validate one message read from ``partition``/``offset`` of ``events``: the one input rule.
+
+    The streams worker, serving's replica and the learner all call this, so they accept,
+    reject and locate events identically. An event is *misrouted* when its user's partition
+    (Kafka's default partitioner on ``user_id``, over ``partitions``, default
+    ``settings.partitions``) is not the one it arrived on: a producer with another
+    partitioner, no key, or a packed batch mixing users. Consumers never apply a misrouted
+    event where it arrived; the streams worker re-publishes it to its user's partition,
+    where everyone applies it (see :mod:`streams.batch`).
+
+    Examples
+    --------
+    >>> s = Settings(partitions=4)
+    >>> m = decode_message(b'{"user_id": "u1", "item_id": "a", "event_type": "view", "timestamp": 1e9}',
+    ...                    owner_partition("u1", 4), 7, s)
+    >>> [(ev.user_id, pos[1:]) for ev, pos in m.events], m.misrouted, m.rejections
+    ([('u1', (7, 0))], [], [])
+    >>> decode_message(None, 0, 8, s).rejections[0].reason
+    'null_value'
+    """
+    events, rejections = parse_message(raw, settings, now)
+    n = partitions or settings.partitions
+    located: list[tuple[Event, Position]] = []
+    misrouted: list[tuple[Event, Position, int]] = []
+    for index, ev in enumerate(events):
+        owner = owner_partition(ev.user_id, n)
+        if owner == partition:
+            located.append((ev, (partition, offset, index)))
+        else:
+            misrouted.append((ev, (partition, offset, index), owner))
+    return DecodedMessage(located, misrouted, rejections)

@@ -72,6 +72,7 @@ import numpy as np
 import torch
 
 from streamrec import content_encoder
+from streamrec.dedup import DedupIndex
 from streamrec.drift import DriftMonitor
 from streamrec.events import EVENT_TYPES, Event
 from streamrec.gate import EvaluationGate, GateDecision, metrics_from_ranks, target_ranks
@@ -154,6 +155,7 @@ class ContinualTrainer:
         self.generation = 0          # accepted cycles
         self.events_seen = 0
         self.offsets: dict[str, int] = {}  # "topic:partition" -> next offset to consume
+        self.event_ids = DedupIndex(s.dedup_ids)  # the event_id rule streams and serving apply
         self.last_cycle_time = time.monotonic()
         self.catalogue_changed_at: float | None = None
         self.last_result: CycleResult | None = None

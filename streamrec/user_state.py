@@ -11,9 +11,10 @@ state therefore carries a *watermark* per source partition: the (offset, index w
 packed message) of the last event applied. All of a user's events come from one
 partition in offset order, so an event at or below the watermark has been applied and is
 skipped. The watermark is written in the same changelog record as the state it guards, so
-the two can never disagree. Separately, a bounded map of recent ``event_id`` values to the
-position they were first seen at drops duplicates that a producer sent twice at different
-offsets (a replay of the *same* position is not a duplicate, it is the watermark's job).
+the two can never disagree. Separately, the user's window of recent ``event_id`` values
+(:mod:`streamrec.dedup`, the rule every consumer of ``events`` shares) drops duplicates that
+a producer sent twice at different offsets (a replay of the *same* position is not a
+duplicate, it is the watermark's job).
 
 Examples
 --------
@@ -39,6 +40,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from streamrec.dedup import is_duplicate, remember
 from streamrec.events import Event
 
 CODEC_VERSION = 1
@@ -84,22 +86,17 @@ class UserState:
         unique: list[int] = []
         for k, (ev, pos) in enumerate(zip(events, positions)):
             partition, offset, index = pos
-            if ev.event_id is not None:
-                first = self.event_ids.get(ev.event_id)
-                if first is not None and tuple(first) != (partition, offset, index):
-                    continue  # the same event_id seen at another position: a duplicate
+            if is_duplicate(self.event_ids, ev.event_id, pos):
+                continue  # the same event_id seen at another position: a duplicate
             unique.append(k)
             mark = self.watermarks.get(partition)
             if mark is not None and (offset, index) <= mark:
                 continue  # at or below the watermark: applied before a restart
             self.watermarks[partition] = (offset, index)
-            if ev.event_id is not None:
-                self.event_ids[ev.event_id] = (partition, offset, index)
+            remember(self.event_ids, ev.event_id, (partition, offset, index), dedup_limit)
             applied.append(k)
         if not applied:
             return Applied(applied, unique)
-        while len(self.event_ids) > dedup_limit:
-            del self.event_ids[next(iter(self.event_ids))]
         evs = [events[k] for k in applied]
         for ev in evs:
             self.counts[ev.event_type] = self.counts.get(ev.event_type, 0) + 1

@@ -28,7 +28,8 @@ from streamrec.settings import Settings
 from streamrec.topics import EVENTS, EVENTS_DLQ, STREAMS_APP_ID, partition_for
 from streams import metrics
 from streamrec.events import Rejection
-from streams.batch import BatchProcessor, DeadLetter, Record
+from streams.batch import BatchProcessor, BatchResult, DeadLetter, Record
+from streams.delivery import Write, send_until_acknowledged
 
 log = logging.getLogger(__name__)
 
@@ -75,59 +76,78 @@ class StreamsApp:
         async for batch in stream.take_events(s.take_batch, within=s.take_within_s):
             records = [Record(e.message.topic, e.message.partition, e.message.offset, e.value,
                               e.message.timestamp) for e in batch]
+            # Returns only once everything the batch produced is acknowledged; only then does
+            # ``take_events`` ack the source messages.
             try:
-                await self.process(records)
+                await self._process_batch(records)
             except Exception:
-                # Never let one batch stop the worker: isolate the record that fails.
-                log.exception("batch of %d messages failed; retrying one by one", len(records))
-                for record in records:
-                    try:
-                        await self.process([record])
-                    except Exception as exc:
-                        log.exception("message %s/%s dead-lettered after an internal error",
-                                      record.partition, record.offset)
-                        await self._dead_letter(record, "internal_error", repr(exc))
+                # Unreachable by any input (each message is isolated and dead-lettered inside);
+                # kept so that a bug can never crash the agent, after which Faust would stop
+                # consuming while the process looks alive.
+                log.exception("could not process a batch of %d messages", len(records))
+                metrics.EVENTS_REJECTED.labels("internal_error").inc(len(records))
 
-    async def _dead_letter(self, record: Record, reason: str, detail: str) -> None:
-        dead = DeadLetter(record, Rejection(reason, detail))
-        await self.dlq_topic.send(key=None, value=dead.value(), headers=dead.headers())
-        metrics.EVENTS_REJECTED.labels(reason).inc()
-
-    async def process(self, records: list[Record]) -> None:
-        users = _BytesKeyView(self.users)
-        popularity = _BytesKeyView(self.popularity)
-        out = self.processor.process(records, users, popularity)
-        await self._write_changelogs(out)
-        for dead in out.rejected:
-            await self.dlq_topic.send(key=None, value=dead.value(), headers=dead.headers())
-            metrics.EVENTS_REJECTED.labels(dead.rejection.reason).inc()
+    async def _process_batch(self, records: list[Record]) -> None:
+        try:
+            out = self._compute(records)
+        except Exception:
+            # Computing a batch is pure: a failure is a bug that one message triggers.
+            # Isolate it so the rest of the batch is applied and it alone is dead-lettered.
+            log.exception("batch of %d messages failed; processing them one by one", len(records))
+            for record in records:
+                try:
+                    out = self._compute([record])
+                except Exception as exc:
+                    log.exception("message %s/%s dead-lettered after an internal error",
+                                  record.partition, record.offset)
+                    out = BatchResult(consumed=1, rejected=[self._dead_letter(record, Rejection(
+                        "internal_error", repr(exc)[:500]))])
+                await self._commit(out)
+                self._observe([record], out)
+            return
+        await self._commit(out)
         self._observe(records, out)
 
-    async def _write_changelogs(self, out) -> None:
-        """Update the tables and their changelogs for one batch, and wait for the broker.
+    def _compute(self, records: list[Record]) -> BatchResult:
+        return self.processor.process(records, _BytesKeyView(self.users), _BytesKeyView(self.popularity))
+
+    def _dead_letter(self, record: Record, rejection: Rejection) -> DeadLetter:
+        return DeadLetter(record, rejection, self.settings.dlq_max_copy_bytes)
+
+    async def _commit(self, out: BatchResult) -> None:
+        """Update the tables and produce the batch's changelog records, re-routes and dead letters.
 
         Faust's ``table[key] = value`` queues one changelog message per key through its
         producer buffer, which measured at about 1,000 keys/s here. The same records are
         written directly with the app's producer instead (same topics, same partitions, so
         Faust's recovery reads them as its own), and the batch waits for every
-        acknowledgement before it returns: only then does ``take_events`` ack the source
-        messages, so an offset is never committed ahead of the state it produced.
+        acknowledgement before it returns, so an offset is never committed ahead of the state
+        it produced.
         """
-        producer = self.app.producer
-        sends = []
+        s = self.settings
+        writes: list[Write] = []
         users_topic = self.users.changelog_topic.get_topic_name()
         for user_id, value in out.user_writes.items():
             key = user_id.encode()
             self.users.data[key] = value
-            sends.append(await producer.send(users_topic, key, value, partition_for(key, self.settings.partitions),
-                                             None, None))
+            writes.append(Write(users_topic, key, value, partition_for(key, s.partitions)))
         pop_topic = self.popularity.changelog_topic.get_topic_name()
         for (partition, key), value in out.popularity_writes.items():
             raw_key = key.encode()
             self.popularity.data[raw_key] = value
-            sends.append(await producer.send(pop_topic, raw_key, value, partition, None, None))
-        if sends:
-            await asyncio.gather(*sends)
+            writes.append(Write(pop_topic, raw_key, value, partition))
+        events_topic = s.topic(EVENTS)
+        writes += [Write(events_topic, r.key(), r.value(), r.partition, r.headers()) for r in out.rerouted]
+        dlq_topic = s.topic(EVENTS_DLQ)
+        writes += [Write(dlq_topic, d.key(), d.value(), None, d.headers()) for d in out.rejected]
+        await send_until_acknowledged(self.app.producer, writes)
+        for dead in out.rejected:
+            metrics.EVENTS_REJECTED.labels(dead.rejection.reason).inc()
+        metrics.EVENTS_REROUTED.inc(len(out.rerouted))
+        if out.rerouted:
+            log.warning("re-routed %d events that arrived on another user's partition (first: user %r on "
+                        "partition %d, belongs to %d)", len(out.rerouted), out.rerouted[0].event.user_id[:64],
+                        out.rerouted[0].source[0], out.rerouted[0].partition)
 
     def _observe(self, records, out) -> None:
         now = time.time()

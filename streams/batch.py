@@ -15,23 +15,29 @@ Examples
 >>> from streamrec.item_vectors import ItemVectors
 >>> s = Settings()
 >>> proc = BatchProcessor(s, ItemVectors(s.vector_dim))
->>> rec = Record("events", 0, 7, b'{"user_id":1,"item_id":2,"event_type":"click","timestamp":1e9}', 1e9)
+>>> # user "1" belongs to partition 3 of the default 4
+>>> rec = Record("events", 3, 7, b'{"user_id":1,"item_id":2,"event_type":"click","timestamp":1e9}', 1e9)
 >>> out = proc.process([rec], users={}, popularity={})
 >>> sorted(out.user_writes), out.applied, out.rejected
 (['1'], 1, [])
 """
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Mapping, NamedTuple
 
-from streamrec.events import Event, Rejection, parse_message
+from streamrec.events import Event, Rejection, decode_message
 from streamrec.item_vectors import ItemVectors
 from streamrec.popularity import Popularity, popularity_key
 from streamrec.settings import Settings
 from streamrec.user_state import UserState, decode_state
+
+
+DLQ_HEAD_BYTES = 512   # how much of a message too big to copy its dead letter still shows
 
 
 class Record(NamedTuple):
@@ -44,21 +50,81 @@ class Record(NamedTuple):
 
 @dataclass
 class DeadLetter:
+    """A rejected message (or element of a packed one) on its way to ``events-dlq``.
+
+    The record is keyed by its source position (``topic/partition/offset[/index]``), so a
+    reader can tell a copy written twice after a crash from two bad messages. A value that
+    cannot travel whole (no value at all, or larger than ``copy_limit``, which stays below
+    the producer's request size, ``STREAMREC_DLQ_MAX_COPY_BYTES``) is replaced by a small JSON record naming its topic,
+    partition, offset, size and reason, with the first bytes base64-encoded under ``head``.
+    """
+
     record: Record
     rejection: Rejection
+    copy_limit: int = 262_144   # STREAMREC_DLQ_MAX_COPY_BYTES
+
+    def key(self) -> bytes:
+        r = self.record
+        key = f"{r.topic}/{r.partition}/{r.offset}"
+        return (key if self.rejection.index is None else f"{key}/{self.rejection.index}").encode()
+
+    def _original(self) -> bytes | None:
+        return self.rejection.original if self.rejection.original is not None else self.record.value
+
+    def _fits(self) -> bool:
+        original = self._original()
+        return original is not None and len(original) <= self.copy_limit
 
     def headers(self) -> list[tuple[str, bytes]]:
+        original = self._original()
         h = [("reason", self.rejection.reason.encode()),
              ("detail", self.rejection.detail[:500].encode("utf-8", "replace")),
              ("source_topic", self.record.topic.encode()),
              ("source_partition", str(self.record.partition).encode()),
-             ("source_offset", str(self.record.offset).encode())]
+             ("source_offset", str(self.record.offset).encode()),
+             ("size", str(-1 if original is None else len(original)).encode())]
         if self.rejection.index is not None:
             h.append(("source_index", str(self.rejection.index).encode()))
+        if not self._fits():
+            h.append(("truncated", b"1"))
         return h
 
-    def value(self) -> bytes | None:
-        return self.rejection.original if self.rejection.original is not None else self.record.value
+    def value(self) -> bytes:
+        original = self._original()
+        if self._fits():
+            return original
+        r = self.record
+        return json.dumps({
+            "source_topic": r.topic, "source_partition": r.partition, "source_offset": r.offset,
+            "source_index": self.rejection.index, "size": None if original is None else len(original),
+            "reason": self.rejection.reason, "detail": self.rejection.detail[:500],
+            "head": base64.b64encode((original or b"")[:DLQ_HEAD_BYTES]).decode(),
+        }, separators=(",", ":")).encode()
+
+
+@dataclass
+class Reroute:
+    """A valid event that arrived on another user's partition, re-published to its own.
+
+    An event with no ``event_id`` gets one derived from where it arrived, so a re-publish
+    repeated after a crash is a duplicate that every consumer drops (:mod:`streamrec.dedup`).
+    """
+
+    event: Event
+    partition: int            # the partition its user belongs to
+    source: tuple[int, int, int]
+
+    def key(self) -> bytes:
+        return self.event.user_id.encode("utf-8", "surrogatepass")
+
+    def value(self) -> bytes:
+        doc = self.event.to_dict()
+        if self.event.event_id is None:
+            doc["event_id"] = "rerouted:{}:{}:{}".format(*self.source)
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [("rerouted_from", "{}/{}/{}".format(*self.source).encode())]
 
 
 @dataclass
@@ -67,6 +133,7 @@ class BatchResult:
     # (partition, key) -> encoded Popularity; the partition is the source events partition.
     popularity_writes: dict[tuple[int, str], bytes] = field(default_factory=dict)
     rejected: list[DeadLetter] = field(default_factory=list)
+    rerouted: list[Reroute] = field(default_factory=list)
     consumed: int = 0
     applied: int = 0
     replayed: int = 0       # at or below a watermark: applied before a restart
@@ -76,8 +143,9 @@ class BatchResult:
 
 
 class BatchProcessor:
-    def __init__(self, settings: Settings, item_vectors: ItemVectors):
+    def __init__(self, settings: Settings, item_vectors: ItemVectors, partitions: int | None = None):
         self.settings = settings
+        self.partitions = partitions or settings.partitions   # of the events topic
         self.item_vectors = item_vectors
         self.weights = settings.weights
 
@@ -89,13 +157,12 @@ class BatchProcessor:
         out = BatchResult()
         by_user: dict[str, list[tuple[Event, tuple[int, int, int]]]] = defaultdict(list)
         for rec in records:
-            events, rejections = parse_message(rec.value, s, now)
-            out.consumed += len(events) + len(rejections)
-            out.rejected.extend(DeadLetter(rec, r) for r in rejections)
-            for index, ev in enumerate(events):
-                # A packed message's index counts valid and invalid elements alike; only the
-                # order matters for the watermark, so the index among valid ones is enough.
-                by_user[ev.user_id].append((ev, (rec.partition, rec.offset, index)))
+            message = decode_message(rec.value, rec.partition, rec.offset, s, self.partitions, now)
+            out.consumed += len(message.events) + len(message.misrouted) + len(message.rejections)
+            out.rejected.extend(DeadLetter(rec, r, s.dlq_max_copy_bytes) for r in message.rejections)
+            out.rerouted.extend(Reroute(ev, owner, pos) for ev, pos, owner in message.misrouted)
+            for ev, pos in message.events:
+                by_user[ev.user_id].append((ev, pos))
                 out.arrival_times.append(rec.timestamp)
         if not by_user:
             return out

@@ -27,3 +27,10 @@ MODEL_VERSION = Gauge("streamrec_streams_model_version",
                       "Model version whose item vectors the user vectors use (0: deterministic init).")
 MODEL_REFUSED = Counter("streamrec_streams_model_refused",
                         "Model announcements refused (never used), by reason (the check that failed).", ["reason"])
+EVENTS_REROUTED = Counter(
+    "streamrec_streams_events_rerouted_total",
+    "Valid events that arrived on another user's partition (wrong partitioner, no key, mixed packed batch), "
+    "re-published to their user's partition instead of being applied where they arrived.")
+WRITES_FAILED = Counter("streamrec_streams_writes_failed_total",
+                        "Records the broker refused for good (not retriable) and that were dropped, by topic.",
+                        ["topic"])

@@ -62,8 +62,8 @@ def test_codec_roundtrip_is_exact():
 
 def test_batch_processor_counts_popularity_once_across_restarts():
     proc = BatchProcessor(S, ItemVectors(S.vector_dim))
-    raw = b'[{"user_id":"a","item_id":"x","event_type":"click","timestamp":1e9},' \
-          b'{"user_id":"b","item_id":"x","event_type":"click","timestamp":1e9}]'
+    raw = b'[{"user_id":"u0","item_id":"x","event_type":"click","timestamp":1e9},' \
+          b'{"user_id":"u2","item_id":"x","event_type":"click","timestamp":1e9}]'  # both on partition 2 of 4
     recs = [Record("events", 2, 40, raw, 1e9)]
     users, pops = {}, {}
     out = proc.process(recs, users, pops)
