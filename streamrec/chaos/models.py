@@ -59,7 +59,7 @@ def forgeries(settings: Settings, real: Announcement, scratch: Path) -> list[tup
     All but the unsigned and wrongly signed ones are signed with the real key, so each is
     refused by the check it targets, not by the signature.
     """
-    key, models, dim = settings.model_signing_key, models_dir(settings), settings.vector_dim
+    key, models, dim = settings.model_signing_key, models_dir(settings).resolve(), settings.vector_dim
     ids = [str(i) for i in range(N_ITEMS)]
     v = iter(range(FORGED_VERSION, FORGED_VERSION + 100))
     outside = write_version(scratch / "evil", next(v), ids, _vectors(dim, 666), {})   # right checksum
