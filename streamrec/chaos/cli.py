@@ -25,8 +25,6 @@ SCENARIOS: dict[str, tuple[str, str, str]] = {
     "broker-data-loss": ("streamrec.chaos.broker", "run_outage_data_loss",
                          "restart the in-memory broker empty for 30 s: loss must be reported, not hidden"),
     "broker-late": ("streamrec.chaos.broker", "run_start_late", "start the processes 30 s before the broker"),
-    "forged-models": ("streamrec.chaos.models", "run_forged",
-                      "forged model announcements (path outside, FIFO, oversized, unsigned, bad HMAC, huge version)"),
 }
 COLUMNS = ("scenario", "faults_injected", "events_in", "applied", "lost", "applied_twice", "dead_lettered",
            "requests_failed", "seconds")

@@ -87,3 +87,50 @@ def test_arbitrary_bytes_never_raise(raw):
     events, rejections = parse_message(raw, S, now=NOW)
     assert all(math.isfinite(e.timestamp) for e in events)
     assert all(r.reason in REASONS for r in rejections)
+
+
+HUGE = "1" + "0" * 400
+
+
+def test_integers_too_large_for_a_float_are_rejected_alone_not_with_their_siblings():
+    s = Settings()
+    one = f'{{"user_id":"u","item_id":"i","event_type":"click","timestamp":{HUGE}}}'.encode()
+    assert parse_message(one, s)[1][0].reason == "number_too_large"
+    packed = (f'[{{"user_id":"u","item_id":"i","event_type":"click","timestamp":1e9,"value":{HUGE}}},'
+              '{"user_id":"u","item_id":"j","event_type":"click","timestamp":1e9}]').encode()
+    ok, bad = parse_message(packed, s)
+    assert [e.item_id for e in ok] == ["j"] and [(r.reason, r.index) for r in bad] == [("number_too_large", 0)]
+
+
+def test_a_null_value_is_its_own_reason():
+    assert parse_message(None, Settings())[1][0].reason == "null_value"
+
+
+def test_decode_message_sets_apart_events_of_another_partition():
+    from streamrec.events import decode_message, owner_partition
+
+    s = Settings(partitions=4)
+    users = [f"u{k}" for k in range(8)]
+    raw = json.dumps([{"user_id": u, "item_id": "i", "event_type": "view", "timestamp": 1e9} for u in users])
+    m = decode_message(raw.encode(), 1, 50, s)
+    assert [ev.user_id for ev, _ in m.events] == [u for u in users if owner_partition(u, 4) == 1]
+    assert [(ev.user_id, owner) for ev, _, owner in m.misrouted] == \
+        [(u, owner_partition(u, 4)) for u in users if owner_partition(u, 4) != 1]
+    # positions count every valid element, so all consumers locate an event the same way
+    assert sorted([p[2] for _, p in m.events] + [p[2] for _, p, _ in m.misrouted]) == list(range(8))
+
+
+def test_dead_letters_too_big_to_copy_become_small_records_keyed_by_position():
+    from streams.batch import DeadLetter, Record, Reroute
+    from streamrec.events import Event, Rejection
+
+    big = DeadLetter(Record("events", 2, 9, b"x" * 1000, 0.0), Rejection("bad_json", "junk"), copy_limit=100)
+    stub = json.loads(big.value())
+    assert stub["size"] == 1000 and stub["source_offset"] == 9 and stub["reason"] == "bad_json"
+    assert big.key() == b"events/2/9" and ("truncated", b"1") in big.headers()
+    null = DeadLetter(Record("events", 0, 3, None, 0.0), Rejection("null_value", "no value"))
+    assert json.loads(null.value())["size"] is None and null.value()
+    small = DeadLetter(Record("events", 0, 4, b"[1]", 0.0), Rejection("not_an_object", "x", 0, b"1"))
+    assert small.value() == b"1" and small.key() == b"events/0/4/0"
+    moved = Reroute(Event("u", "i", "view", 1e9), 3, (1, 70, 2))
+    assert json.loads(moved.value())["event_id"] == "rerouted:1:70:2" and moved.key() == b"u"
