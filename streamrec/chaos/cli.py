@@ -25,6 +25,14 @@ SCENARIOS: dict[str, tuple[str, str, str]] = {
     "broker-data-loss": ("streamrec.chaos.broker", "run_outage_data_loss",
                          "restart the in-memory broker empty for 30 s: loss must be reported, not hidden"),
     "broker-late": ("streamrec.chaos.broker", "run_start_late", "start the processes 30 s before the broker"),
+    "bad-input": ("streamrec.chaos.hostile", "run_bad_input",
+                  "null, megabyte, overflowing, deeply nested, mis-partitioned and retried messages into streams, serving and the learner"),
+    "misrouted": ("streamrec.chaos.hostile", "run_misrouted",
+                  "two streams workers; a third of the events keyless, a third on a wrong partition"),
+    "restart-kept-state": ("streamrec.chaos.restart", "run_restart_kept_state",
+                           "stop `up` with its embedded broker, start it on the same state dir, send new events"),
+    "forged-models": ("streamrec.chaos.models", "run_forged",
+                      "forged model announcements (path outside, FIFO, oversized, unsigned, bad HMAC, huge version)"),
 }
 COLUMNS = ("scenario", "faults_injected", "events_in", "applied", "lost", "applied_twice", "dead_lettered",
            "requests_failed", "seconds")
