@@ -4,6 +4,12 @@ With no ``KAFKA_BOOTSTRAP_SERVERS`` the command line starts one of these on a fr
 stops it on exit. It keeps data in memory only: a restart loses every topic. Run Apache
 Kafka (``docker-compose.yml``) for anything durable.
 
+Each start gets a cluster id of its own (``streamrec-<random>``), so a client holding
+offsets from an earlier broker (the learner's checkpoint) can tell that the log it knew is
+gone, even where the new log has already grown past those offsets. The broker is started
+with :func:`streamrec.lifetime.popen_tied`: it is SIGKILLed by the kernel when its owner
+dies, however the owner ends (SIGKILL included), so none is left running with no parent.
+
 Examples
 --------
 >>> with EmbeddedBroker() as broker:          # doctest: +SKIP
@@ -18,7 +24,10 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
+
+from streamrec.lifetime import popen_tied
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +62,11 @@ class EmbeddedBroker:
         self.port = port or free_port(host)
         self.log_file = log_file
         self.process: subprocess.Popen | None = None
+        self.cluster_id: str | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -61,12 +75,15 @@ class EmbeddedBroker:
     def start(self, timeout: float = 30.0) -> "EmbeddedBroker":
         url = f"tcp://{self.host}:{self.port}"
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
-        self.process = subprocess.Popen(
+        self.cluster_id = f"streamrec-{uuid.uuid4().hex[:16]}"
+        # Its own session: Ctrl-C in a terminal reaches the owner, which stops the broker last.
+        self.process = popen_tied(
             [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
+             "--storage-engine", "memory://tansu/", "--cluster-id", self.cluster_id],
             stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
         self._wait_ready(timeout)
-        log.info("embedded broker (Tansu, in memory) on %s", self.bootstrap_servers)
+        log.info("embedded broker (Tansu, in memory, pid %d, cluster %s) on %s", self.process.pid,
+                 self.cluster_id, self.bootstrap_servers)
         return self
 
     def _wait_ready(self, timeout: float) -> None:

@@ -55,8 +55,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"streamrec {name}: not available in this build ({module_name} is missing)", file=sys.stderr)
             return 2
         raise
+    from streamrec.runtime import StartupError
+
     try:
         return int(module.main(rest) or 0)
+    except StartupError as exc:  # an expected failure with its own explanation: no traceback
+        print(f"streamrec {name}: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

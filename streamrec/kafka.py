@@ -96,7 +96,9 @@ def ensure_topics(settings: Settings, specs: Iterable = TOPICS, timeout: float =
     deadline = time.monotonic() + timeout
     while True:
         try:
-            existing = set(admin.list_topics(timeout=5).topics)
+            # Never wait past the caller's deadline (a 5 s attempt used to outlast --timeout 1).
+            wait = min(5.0, max(deadline - time.monotonic(), 0.5))
+            existing = set(admin.list_topics(timeout=wait).topics)
             break
         except KafkaException:
             if time.monotonic() > deadline:

@@ -27,7 +27,7 @@ from confluent_kafka import Producer
 from streamrec.datasets import Dataset, load_dataset
 from streamrec.events import Event, encode_events
 from streamrec.items import Item
-from streamrec.kafka import ensure_topics, producer_config
+from streamrec.kafka import producer_config
 from streamrec.settings import Settings
 from streamrec.topics import EVENTS, ITEMS, partition_for
 
@@ -159,11 +159,12 @@ def _progress(total: int, enabled: bool):
 
 
 def main(argv: list[str]) -> int:
-    from streamrec.runtime import embedded_or_configured
+    from streamrec.runtime import embedded_or_configured, require_broker
 
     parser = argparse.ArgumentParser(prog="streamrec replay", description=(
         "Publish a dataset's item catalogue to `items` and its ratings as `rating` events to "
-        "`events`, in timestamp order."))
+        "`events`, in timestamp order. Without KAFKA_BOOTSTRAP_SERVERS it publishes to the "
+        "broker of the `streamrec up` running on the same state directory."))
     parser.add_argument("--dataset", default="ml-100k")
     parser.add_argument("--data-dir", help="dataset folder (else STREAMREC_DATA_DIR, else ../shared/data)")
     speed = parser.add_mutually_exclusive_group()
@@ -172,12 +173,46 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--limit", type=int, help="publish only the first N events")
     parser.add_argument("--pack", type=int, default=100, help="events per message (1: one event per message)")
     parser.add_argument("--bootstrap-servers", help="Kafka to publish to (else KAFKA_BOOTSTRAP_SERVERS)")
+    parser.add_argument("--throwaway-broker", action="store_true",
+                        help="with no Kafka configured and no `streamrec up` running: publish into an embedded "
+                             "broker of replay's own, which is gone (with everything published) when replay ends")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the broker to answer")
     args = parser.parse_args(argv)
-    settings = Settings.from_env(bootstrap_servers=args.bootstrap_servers, data_dir=args.data_dir)
+    settings = target_settings(Settings.from_env(bootstrap_servers=args.bootstrap_servers, data_dir=args.data_dir),
+                               args.throwaway_broker)
     dataset = load_dataset(args.dataset, settings.data_dir)
-    with embedded_or_configured(settings) as settings:
-        ensure_topics(settings)
-        summary = replay_dataset(settings, dataset, rate=args.rate, limit=args.limit, pack=args.pack,
+    with embedded_or_configured(settings) as bound:
+        if not settings.bootstrap_servers:
+            print(f"streamrec replay: publishing into a THROWAWAY embedded broker at {bound.bootstrap_servers}; "
+                  "no other process reads it and it is stopped, with everything published, when replay exits",
+                  file=sys.stderr, flush=True)
+        require_broker(bound, args.timeout)
+        summary = replay_dataset(bound, dataset, rate=args.rate, limit=args.limit, pack=args.pack,
                                  progress=sys.stderr.isatty())
+    summary["bootstrap_servers"] = bound.bootstrap_servers
+    summary["broker"] = "throwaway (stopped)" if not settings.bootstrap_servers else "kept"
     print(json.dumps(summary))
     return 0
+
+
+def target_settings(settings: Settings, throwaway: bool) -> Settings:
+    """Where replay publishes: the configured cluster, else the running ``up``'s broker.
+
+    With neither, a throwaway embedded broker only when asked for (``--throwaway-broker``):
+    publishing into one while the user means a running system would report success for
+    events nobody will ever read. Raises :class:`~streamrec.runtime.StartupError` otherwise.
+    """
+    from streamrec.runfile import run_file_path, running_system
+    from streamrec.runtime import StartupError
+
+    if settings.bootstrap_servers or throwaway:
+        return settings
+    run = running_system(settings.state_dir)
+    if run is not None:
+        print(f"streamrec replay: publishing to the running streamrec {run.get('command', 'up')} (pid {run['pid']}) "
+              f"at {run['bootstrap_servers']}", file=sys.stderr, flush=True)
+        return settings.replace(bootstrap_servers=run["bootstrap_servers"])
+    raise StartupError(f"KAFKA_BOOTSTRAP_SERVERS is not set and no streamrec up is running on state directory "
+                       f"{settings.state_dir} (no live {run_file_path(settings.state_dir)}): start `streamrec up` "
+                       "first (or set STREAMREC_STATE_DIR to its state directory), set KAFKA_BOOTSTRAP_SERVERS, "
+                       "or pass --throwaway-broker to publish into a temporary broker that nothing reads")

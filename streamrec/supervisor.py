@@ -5,6 +5,15 @@ the topics, then runs the streams worker, the learner and serving as child proce
 the same settings. A child that dies is restarted with exponential backoff; Ctrl-C or
 SIGTERM stops the children (SIGTERM, then SIGKILL after a grace period) and the broker.
 Each child's output goes to ``<state dir>/logs/<name>.log``.
+
+Start-up fails fast, with a message and exit status 2, when another ``up`` runs on the same
+state directory, when a process's HTTP port is taken, or when the configured broker does
+not answer; and if a process exits before its first ``/healthz`` answer, ``up`` stops
+everything and shows that process's log instead of restarting it forever. "is up" is
+printed once every process answers. The children and the embedded broker are tied to this
+process's lifetime (:mod:`streamrec.lifetime`): killed hard, it takes them with it. While
+it runs, ``<state dir>/run.json`` (:mod:`streamrec.runfile`) tells other commands where
+its broker is.
 """
 from __future__ import annotations
 
@@ -20,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamrec.kafka import ensure_topics
+from streamrec.lifetime import popen_tied
 from streamrec.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,9 +64,10 @@ class Child:
 
     def start(self) -> None:
         out = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "streamrec.cli", self.spec.command],
-                                        env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL)
+        # SIGTERM if this supervisor dies: the child checkpoints and exits instead of lingering.
+        self.process = popen_tied([sys.executable, "-m", "streamrec.cli", self.spec.command],
+                                  death_signal=signal.SIGTERM, env=self.env, stdout=out,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.started_at = time.monotonic()
 
     def stop(self, grace: float = 10.0) -> None:
@@ -118,6 +128,27 @@ class Supervisor:
         for child in self.children:
             child.stop()
 
+    def wait_started(self, timeout: float = 180.0) -> list[str]:
+        """Wait until every child answers ``/healthz``; the names of those that never did.
+
+        Raises :class:`~streamrec.runtime.StartupError` with the end of its log when a child
+        exits first: a process that cannot start (a port taken meanwhile, a bad setting)
+        would otherwise be restarted forever behind an "is up".
+        """
+        from streamrec.runtime import StartupError
+
+        waiting = {child.spec.name: child for child in self.children}
+        deadline = time.monotonic() + timeout
+        while waiting and time.monotonic() < deadline:
+            for name, child in list(waiting.items()):
+                if child.restarts or (child.process is not None and child.process.poll() is not None):
+                    raise StartupError(f"{name} exited during start-up (status {child.process.returncode}); "
+                                       f"the end of {child.log_path}:\n{_tail(child.log_path)}")
+                if _answers(child.url + "/healthz"):
+                    del waiting[name]
+            time.sleep(0.5)
+        return sorted(waiting)
+
     def describe(self) -> str:
         lines = [f"  Kafka           {self.settings.bootstrap_servers}"]
         for child in self.children:
@@ -142,26 +173,72 @@ def wait_for_signal() -> None:
 
 def main(argv: list[str]) -> int:
     from streamrec.logging_setup import configure_logging
-    from streamrec.runtime import embedded_or_configured
+    from streamrec.runfile import remove_run_file, write_run_file
+    from streamrec.runtime import embedded_or_configured, require_broker
 
     parser = argparse.ArgumentParser(prog="streamrec up", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bootstrap-servers", help="Kafka cluster (else KAFKA_BOOTSTRAP_SERVERS, else embedded)")
     parser.add_argument("--only", nargs="+", choices=[p.name for p in PROCESSES], help="start only these")
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="seconds to wait for a configured broker to answer (default 30)")
     args = parser.parse_args(argv)
     settings = Settings.from_env(bootstrap_servers=args.bootstrap_servers)
     configure_logging(settings)
-    with embedded_or_configured(settings, log_file=_broker_log(settings)) as settings:
-        ensure_topics(settings)
+    preflight(settings, args.only)
+    broker_pid: list[int] = []
+    with embedded_or_configured(settings, log_file=_broker_log(settings),
+                                on_start=lambda b: broker_pid.append(b.pid)) as settings:
+        require_broker(settings, args.timeout)
         sup = Supervisor(settings, args.only)
-        sup.start()
-        print("streamrec is up:\n" + sup.describe() + "\nCtrl-C to stop.", flush=True)
         try:
+            sup.start()
+            late = sup.wait_started()
+            write_run_file(settings.state_dir, bootstrap_servers=settings.bootstrap_servers,
+                           broker_pid=broker_pid[0] if broker_pid else None,
+                           urls={c.spec.name: c.url for c in sup.children})
+            note = f"\n  (not answering /healthz yet: {', '.join(late)})" if late else ""
+            print("streamrec is up:\n" + sup.describe() + note + "\nCtrl-C to stop.", flush=True)
             wait_for_signal()
         finally:
             print("stopping…", flush=True)
             sup.stop()
+            remove_run_file(settings.state_dir)
     return 0
+
+
+def preflight(settings: Settings, only: list[str] | None = None) -> None:
+    """Refuse to start beside another ``up`` on this state directory or on a taken port."""
+    from streamrec.runfile import run_file_path, running_system
+    from streamrec.runtime import StartupError, check_port_free
+
+    other = running_system(settings.state_dir)
+    if other is not None:
+        raise StartupError(f"another streamrec {other.get('command', 'up')} (pid {other['pid']}, Kafka "
+                           f"{other.get('bootstrap_servers')}) is running on state directory {settings.state_dir} "
+                           f"({run_file_path(settings.state_dir)}): stop it first, or give this one another "
+                           "STREAMREC_STATE_DIR and other ports")
+    for spec in PROCESSES:
+        if not only or spec.name in only:
+            env = Settings.__dataclass_fields__[spec.port_field].metadata["env"]
+            check_port_free(settings.http_host, getattr(settings, spec.port_field), f"{spec.name} ({env})")
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return r.status == 200
+    except Exception:
+        return False
+
+
+def _tail(path: Path, n: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no log)"
 
 
 def _broker_log(settings: Settings) -> Path:

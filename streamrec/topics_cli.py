@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from streamrec.kafka import ensure_topics
 from streamrec.logging_setup import configure_logging
+from streamrec.runtime import require_broker
 from streamrec.settings import Settings
 from streamrec.topics import TOPICS
 
@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
         log.error("KAFKA_BOOTSTRAP_SERVERS is not set: there is no cluster to create topics on "
                   "(the embedded broker creates its own at start-up)")
         return 2
-    created = ensure_topics(settings, timeout=args.timeout)
+    created = require_broker(settings, timeout=args.timeout)   # StartupError names the address
     names = [settings.topic(spec.name) for spec in TOPICS]
     log.info("topics ready on %s: %s (created now: %s)", settings.bootstrap_servers,
              ", ".join(names), ", ".join(created) or "none")

@@ -1,0 +1,81 @@
+"""The run file: what a running ``streamrec up`` tells other commands about itself.
+
+``streamrec up`` (and ``demo``) write ``<state dir>/run.json`` once the system is started:
+the owner's pid, the Kafka bootstrap address, the embedded broker's pid when there is one,
+and each process's URL. Other commands read it:
+
+* ``streamrec replay`` with no ``KAFKA_BOOTSTRAP_SERVERS`` publishes into the running
+  system's broker instead of a throwaway broker of its own;
+* a second ``streamrec up`` on the same state directory refuses to start (two learners
+  would write one checkpoint) and names the one that runs.
+
+A run file whose pid is no longer a live ``streamrec`` process (the owner was SIGKILLed and
+could not remove it) is stale and ignored.
+
+Examples
+--------
+>>> import tempfile
+>>> write_run_file(tempfile.mkdtemp(), bootstrap_servers="127.0.0.1:9092", broker_pid=None, urls={}).name
+'run.json'
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+RUN_FILE = "run.json"
+
+
+def run_file_path(state_dir: str | Path) -> Path:
+    return Path(state_dir) / RUN_FILE
+
+
+def write_run_file(state_dir: str | Path, *, bootstrap_servers: str, broker_pid: int | None,
+                   urls: dict[str, str], command: str = "up") -> Path:
+    """Write the run file atomically (a reader never sees half of it); returns its path."""
+    path = run_file_path(state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"pid": os.getpid(), "command": command, "bootstrap_servers": bootstrap_servers,
+           "embedded_broker_pid": broker_pid, "urls": urls, "started_at": time.time()}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(doc, indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+def remove_run_file(state_dir: str | Path) -> None:
+    """Remove the run file if this process wrote it (never another instance's)."""
+    path = run_file_path(state_dir)
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def running_system(state_dir: str | Path) -> dict | None:
+    """The run file's contents if its owner is a live ``streamrec`` process, else None."""
+    try:
+        doc = json.loads(run_file_path(state_dir).read_text())
+        pid = int(doc["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return doc if is_streamrec_process(pid) else None
+
+
+def is_streamrec_process(pid: int) -> bool:
+    """True if ``pid`` is a live (not zombie) process whose command line mentions streamrec.
+
+    The command-line check guards against a recycled pid after the owner died.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+        if state in (b"Z", b"X"):
+            return False
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"streamrec" in f.read()
+    except (OSError, IndexError):
+        return False
