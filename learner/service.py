@@ -16,7 +16,13 @@ restarts: the counter is checkpointed and the models directory is scanned on sta
 
 A restart resumes from ``<state_dir>/learner/checkpoint.safetensors``: the trainer's state
 and the offsets it had consumed up to, which take precedence over the group's committed
-offsets (those are committed after each checkpoint, for lag monitoring).
+offsets (those are committed after each checkpoint, for lag monitoring). Those offsets are
+only trusted on the log they came from: when the broker is another cluster than the one
+recorded with them (the embedded broker gets a new id on each start) or a partition's end
+lies below its checkpoint offset, the broker lost that log, and the learner reads those
+partitions from the earliest offset instead of silently skipping everything up to the old
+position. It keeps what it learnt (model, replay buffer), logs a warning, and ``/readyz``
+carries the fact in its ``notes``.
 """
 from __future__ import annotations
 
@@ -33,7 +39,7 @@ from aiohttp import web
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
 from learner import metrics as M
-from streamrec.checkpoint import load_checkpoint, save_checkpoint
+from streamrec.checkpoint import checkpoint_cluster_id, load_checkpoint, save_checkpoint, stale_offsets
 from streamrec.events import parse_message
 from streamrec.items import InvalidItem, parse_item
 from streamrec.kafka import confluent_config, ensure_topics, producer_config
@@ -69,6 +75,9 @@ class Learner:
         else:
             self.trainer, self.version = ContinualTrainer(settings, encoder=encoder), 0
         self.version = max(self.version, published_versions(self.models_dir))
+        self.cluster_id = checkpoint_cluster_id(self.checkpoint_path)   # where the offsets came from
+        self.resume_notes: list[str] = []
+        self._from_beginning: set[str] = set()
         self.stop_event = threading.Event()
         self.connected = False
         self.trainer_alive = False
@@ -140,13 +149,17 @@ class Learner:
         events = Consumer(confluent_config(
             s, **{"group.id": s.learner_group_id, "enable.auto.commit": False, "auto.offset.reset": "earliest",
                   "session.timeout.ms": int(s.session_timeout_s * 1000)}))
+        self._reconcile_offsets(events)
         offsets = self.trainer.offsets
 
         def on_assign(consumer, partitions):
             for tp in partitions:
-                resume = offsets.get(f"{tp.topic}:{tp.partition}")
+                key = f"{tp.topic}:{tp.partition}"
+                resume = offsets.get(key)
                 if resume is not None:
                     tp.offset = resume
+                elif key in self._from_beginning:
+                    tp.offset = OFFSET_BEGINNING
             consumer.assign(partitions)
             log.info("assigned %s", [(tp.topic, tp.partition, tp.offset) for tp in partitions])
 
@@ -157,6 +170,25 @@ class Learner:
         meta = items.list_topics(topic, timeout=10)
         items.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.topics[topic].partitions])
         return events, items
+
+    def _reconcile_offsets(self, consumer: Consumer) -> None:
+        """Read from the earliest offset where the checkpoint's offsets point into a lost log."""
+        topic = self.settings.topic(EVENTS)
+        meta = consumer.list_topics(topic, timeout=10)
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in meta.topics[topic].partitions}
+        stale = stale_offsets(self.trainer.offsets, topic, ends, self.cluster_id, meta.cluster_id)
+        self.cluster_id = meta.cluster_id or self.cluster_id
+        if not stale:
+            return
+        with self.trainer.lock:
+            for key in stale:
+                self.trainer.offsets.pop(key, None)
+        self._from_beginning = set(stale)
+        note = (f"the broker lost the log the checkpoint's offsets refer to ({'; '.join(sorted(set(stale.values())))}): "
+                f"reading {len(stale)} partition(s) of {topic} from the earliest offset, keeping the trained model")
+        self.resume_notes.append(note)
+        log.warning("%s", note)
 
     def _consume(self, events: Consumer, items: Consumer) -> None:
         s = self.settings
@@ -351,7 +383,7 @@ class Learner:
         log.info("re-announced version %d after restart", self.version)
 
     def _checkpoint(self) -> None:
-        save_checkpoint(self.checkpoint_path, self.trainer, self.version)
+        save_checkpoint(self.checkpoint_path, self.trainer, self.version, self.cluster_id)
         M.CHECKPOINTS.inc()
         with self.trainer.lock:
             self._commit_request = dict(self.trainer.offsets)
@@ -360,7 +392,7 @@ class Learner:
     def _serve_http(self) -> None:
         loop = asyncio.new_event_loop()
         app = web.Application()
-        add_health_routes(app, self.not_ready)
+        add_health_routes(app, self.not_ready, notes=lambda: list(self.resume_notes))
         runner = web.AppRunner(app)
         loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, self.settings.http_host, self.settings.learner_port)

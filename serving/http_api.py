@@ -157,7 +157,8 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document(request.app[SERVICE_KEY].settings))
 
 
-def build_app(service: RecommenderService, ready: Callable[[], list[str]]) -> web.Application:
+def build_app(service: RecommenderService, ready: Callable[[], list[str]],
+              notes: Callable[[], list[str]] | None = None) -> web.Application:
     settings = service.settings
     app = web.Application(middlewares=make_middlewares(settings), client_max_size=settings.serving_max_body_bytes)
     app[SERVICE_KEY] = service
@@ -167,7 +168,7 @@ def build_app(service: RecommenderService, ready: Callable[[], list[str]]) -> we
     app.router.add_get("/items/{item_id}", item, name="item")
     app.router.add_get("/users/{user_id}", user, name="user")
     app.router.add_get("/openapi.json", openapi)
-    add_health_routes(app, ready)
+    add_health_routes(app, ready, notes=notes)
     add_admin_routes(app, service.holder, settings.serving_admin_token)   # nothing when no token is set
     return app
 

@@ -45,6 +45,7 @@ class ServingProcess:
         self._watch_task: asyncio.Task | None = None
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+        self._catalogue_gone_logged: int | None = None
 
     @property
     def url(self) -> str:
@@ -52,6 +53,32 @@ class ServingProcess:
 
     def not_ready(self) -> list[str]:
         return self.watch.reasons() + self.feeds.not_ready()
+
+    def notes(self) -> list[str]:
+        """What /readyz must tell although serving answers: a model whose catalogue is gone.
+
+        After a restart on an empty broker with a kept state directory, the learner announces
+        its newest version again while the ``items`` topic holds nothing: the model's items
+        are then recommended with no catalogue entry behind them (no titles, no filters, no
+        tombstones). Serving keeps answering from that model and says so here (and in its
+        log, the first time /readyz reports it for a version) until the catalogue is
+        published again or a new version arrives.
+        """
+        bundle = self.holder.current
+        if not bundle.published or not bundle.ids or self.feeds.not_ready():
+            return []
+        catalogue = self.replica.catalogue
+        missing = sum(1 for item_id in bundle.ids if item_id not in catalogue)
+        if missing * 2 <= len(bundle.ids):
+            self._catalogue_gone_logged = None
+            return []
+        note = (f"model version {bundle.version}: {missing:,} of its {len(bundle.ids):,} items are not in the "
+                f"catalogue ({len(catalogue):,} items): the catalogue it was trained with is gone; publish it "
+                "again (items topic) or wait for a newer model")
+        if self._catalogue_gone_logged != bundle.version:
+            self._catalogue_gone_logged = bundle.version
+            log.warning("%s", note)
+        return [note]
 
     async def start(self) -> "ServingProcess":
         # OpenMP's thread count is per calling thread: set it on the thread that searches.
@@ -61,7 +88,7 @@ class ServingProcess:
         # HTTP first, so /readyz explains (503, "broker ... unreachable") while the broker
         # is not there yet; then wait for it (retrying with backoff, however long it takes).
         if self.http_enabled:
-            app = build_app(self.service, self.not_ready)
+            app = build_app(self.service, self.not_ready, self.notes)
             self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port, backlog=1024)

@@ -49,7 +49,7 @@ def _t(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array).copy())
 
 
-def checkpoint_bytes(trainer: ContinualTrainer, version: int) -> bytes:
+def checkpoint_bytes(trainer: ContinualTrainer, version: int, cluster_id: str | None = None) -> bytes:
     with trainer.lock:
         tensors = {f"model.{k}": v.detach().clone().contiguous() for k, v in trainer.model.state_dict().items()}
         opt = trainer.optimizer_state
@@ -72,6 +72,8 @@ def checkpoint_bytes(trainer: ContinualTrainer, version: int) -> bytes:
         meta = {
             "format": FORMAT, "version": version, "generation": trainer.generation,
             "events_seen": trainer.events_seen, "offsets": trainer.offsets,
+            # The cluster those offsets index: on another cluster they point into nothing.
+            "cluster_id": cluster_id,
             "item_ids": trainer.item_ids,
             "content_keys": [trainer._content_keys.get(i) for i in trainer.item_ids],
             "optimizer": {"param_groups": groups, "state_keys": opt_keys},
@@ -87,10 +89,55 @@ def _shape(trainer: ContinualTrainer) -> dict:
             "sequence_length": trainer.sequence_length}
 
 
-def save_checkpoint(path: str | Path, trainer: ContinualTrainer, version: int) -> None:
+def save_checkpoint(path: str | Path, trainer: ContinualTrainer, version: int,
+                    cluster_id: str | None = None) -> None:
+    """Write the checkpoint atomically; ``cluster_id`` names the Kafka cluster its offsets belong to."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, checkpoint_bytes(trainer, version))
+    atomic_write(path, checkpoint_bytes(trainer, version, cluster_id))
+
+
+def stale_offsets(offsets: dict[str, int], topic: str, ends: dict[int, int],
+                  cluster_then: str | None, cluster_now: str | None) -> dict[str, str]:
+    """The checkpoint offsets of ``topic`` that point into a log the broker no longer has.
+
+    A restart against a broker that lost its data (the in-memory embedded broker, a topic
+    deleted and recreated) would otherwise resume at old positions and skip every new event
+    below them. With another cluster id than the one recorded, no offset refers to this
+    log, even where the new log has grown past it; on the same cluster an offset beyond
+    its partition's end (``ends``: partition -> high watermark) cannot be a real position.
+
+    Returns
+    -------
+    dict
+        ``"topic:partition"`` -> why it is stale; empty when every offset can be trusted.
+
+    Examples
+    --------
+    >>> stale_offsets({"ev:0": 120, "ev:1": 7}, "ev", {0: 18, 1: 9}, "c1", "c1")
+    {'ev:0': 'checkpoint offset 120 beyond the end 18'}
+    >>> sorted(stale_offsets({"ev:0": 5}, "ev", {0: 18}, "c1", "c2").values())
+    ['checkpoint from cluster c1, broker is c2']
+    """
+    mine = {k: v for k, v in offsets.items() if k.rsplit(":", 1)[0] == topic}
+    if mine and cluster_then and cluster_now and cluster_then != cluster_now:
+        return {k: f"checkpoint from cluster {cluster_then}, broker is {cluster_now}" for k in mine}
+    stale = {}
+    for key, resume in mine.items():
+        end = ends.get(int(key.rsplit(":", 1)[1]))
+        if end is not None and resume > end:
+            stale[key] = f"checkpoint offset {resume} beyond the end {end}"
+    return stale
+
+
+def checkpoint_cluster_id(path: str | Path) -> str | None:
+    """The cluster id recorded with a checkpoint's offsets (None: not recorded, or no checkpoint)."""
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            return _header_metadata(n.to_bytes(8, "little") + f.read(n)).get("cluster_id")
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _header_metadata(data: bytes) -> dict:

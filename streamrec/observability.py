@@ -2,6 +2,8 @@
 
 ``/healthz`` answers 200 while the process runs; ``/readyz`` answers 200 only when the
 process's own readiness check passes (caught up, model loaded), else 503 with the reasons;
+either way its ``notes`` list facts an operator must know that do not stop the process
+from working (e.g. "resumed from the earliest offset: the broker lost its log");
 ``/metrics`` is the Prometheus text exposition of the process's registry.
 """
 from __future__ import annotations
@@ -15,13 +17,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 ReadyCheck = Callable[[], list[str]]
 
 
-def add_health_routes(app: web.Application, ready: ReadyCheck, registry=REGISTRY) -> None:
+def add_health_routes(app: web.Application, ready: ReadyCheck, registry=REGISTRY,
+                      notes: ReadyCheck | None = None) -> None:
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def readyz(request: web.Request) -> web.Response:
         reasons = ready()
-        return web.json_response({"ready": not reasons, "reasons": reasons}, status=503 if reasons else 200)
+        body = {"ready": not reasons, "reasons": reasons, "notes": notes() if notes is not None else []}
+        return web.json_response(body, status=503 if reasons else 200)
 
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(registry),
