@@ -83,7 +83,7 @@ class ReplicaFeeds:
     def _on_events(self, tp: TopicPartition, messages: list) -> None:
         applied = 0
         for msg in messages:
-            applied += self.replica.apply_events(tp.partition, msg.offset, msg.value)
+            applied += _guarded("events", msg, self.replica.apply_events, tp.partition, msg.offset, msg.value) or 0
         if messages and messages[-1].timestamp and messages[-1].timestamp > 0:
             lag = max(0.0, time.time() - messages[-1].timestamp / 1000.0)
             metrics.FRESHNESS_LAG.observe(lag)
@@ -94,12 +94,12 @@ class ReplicaFeeds:
 
     def _on_user_state(self, tp: TopicPartition, messages: list) -> None:
         for msg in messages:
-            self.replica.apply_user_record(msg.key, msg.value)
+            _guarded("user_state", msg, self.replica.apply_user_record, msg.key, msg.value)
         metrics.REPLICA_USERS.set(len(self.replica.users))
 
     def _on_items(self, tp: TopicPartition, messages: list) -> None:
         for msg in messages:
-            self.replica.apply_item(msg.key, msg.value)
+            _guarded("items", msg, self.replica.apply_item, msg.key, msg.value)
         metrics.REPLICA_ITEMS.set(len(self.replica.catalogue))
 
     # --- consumers -------------------------------------------------------------------------------
@@ -200,3 +200,17 @@ async def wait_until(predicate: Callable[[], bool], timeout: float, interval: fl
     return predicate()
 
 
+def _guarded(feed: str, msg, apply, *args):
+    """Apply one message; a failure is logged and counted, and the feed goes on.
+
+    Input is validated before it is applied, so this only catches bugs; without it one
+    message would restart the feed, which re-reads the topic from the beginning and meets
+    the same message again, forever.
+    """
+    try:
+        return apply(*args)
+    except Exception:
+        log.exception("serving %s feed: message at %s/%s could not be applied; skipped", feed,
+                      msg.partition, msg.offset)
+        metrics.REPLICA_RECORDS.labels(feed, "internal_error").inc()
+        return None

@@ -48,24 +48,39 @@ class Item:
         return ". ".join(p for p in parts if p)
 
 
-def parse_item(raw: bytes, max_embedding: int = 4096) -> Item:
-    """Decode and validate one ``items`` message; raises :class:`InvalidItem` with a reason."""
+def _finite(x) -> bool:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:   # an integer no float can hold
+        return False
+
+
+def parse_item(raw: bytes, max_embedding: int = 4096, max_id_length: int = 256) -> Item:
+    """Decode and validate one ``items`` message; raises :class:`InvalidItem` with a reason.
+
+    Every input ends in an :class:`Item` or :class:`InvalidItem`, never another exception:
+    JSON nested too deep, integers no float can hold and oversized ids included.
+    """
     try:
         doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidItem(f"bad_json: {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidItem(f"bad_json: {str(exc)[:200]}") from None
     if not isinstance(doc, dict) or doc.get("item_id") in (None, ""):
         raise InvalidItem("missing_field: item_id is required")
     if not isinstance(doc["item_id"], (str, int)) or isinstance(doc["item_id"], bool):
         raise InvalidItem("bad_type: item_id must be a string or an integer")
+    item_id = str(doc["item_id"])
+    if len(item_id) > max_id_length or not item_id.isprintable():
+        raise InvalidItem(f"bad_id: item_id must be 1..{max_id_length} printable characters")
     if not isinstance(doc.get("tags") or [], list):
         raise InvalidItem("bad_type: tags must be a list of strings")
     emb = doc.get("embedding")
     if emb is not None:
-        if not isinstance(emb, list) or not 0 < len(emb) <= max_embedding or not all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in emb):
+        if not isinstance(emb, list) or not 0 < len(emb) <= max_embedding or not all(map(_finite, emb)):
             raise InvalidItem("bad_type: embedding must be a list of finite numbers")
     try:
         return Item.from_dict(doc)
-    except (TypeError, ValueError) as exc:
-        raise InvalidItem(f"bad_type: {exc}") from None
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        raise InvalidItem(f"bad_type: {str(exc)[:200]}") from None

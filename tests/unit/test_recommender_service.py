@@ -20,7 +20,9 @@ def _event(user: str, item: str, t: float) -> bytes:
 
 
 def _service(weight: float) -> RecommenderService:
-    settings = Settings(vector_dim=8, cooccurrence_weight=weight, serving_diversity=0.0, serving_exploration=0.0)
+    # One partition: every user's events belong to partition 0, where they are applied below.
+    settings = Settings(vector_dim=8, partitions=1, cooccurrence_weight=weight, serving_diversity=0.0,
+                        serving_exploration=0.0)
     replica = StateReplica(settings)
     for item in ITEMS:
         replica.apply_item(item.encode(), json.dumps({"item_id": item, "title": item.upper()}).encode())
