@@ -172,7 +172,7 @@ def test_bad_http_requests_get_4xx_naming_the_field(env):
     status, doc = http(base + "/no/such/route")
     assert status == 404 and "error" in doc
     assert http(base + "/healthz")[0] == 200
-    assert http(base + "/readyz") == (200, {"ready": True, "reasons": []})
+    assert http(base + "/readyz") == (200, {"ready": True, "reasons": [], "notes": []})
     status, spec = http(base + "/openapi.json")
     assert status == 200 and "/recommendations" in spec["paths"]
     metrics = urllib.request.urlopen(base + "/metrics").read().decode()
