@@ -40,7 +40,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 
 from learner import metrics as M
 from streamrec.checkpoint import checkpoint_cluster_id, load_checkpoint, save_checkpoint, stale_offsets
-from streamrec.events import parse_message
+from streamrec.events import DecodedMessage, Event, decode_message
 from streamrec.items import InvalidItem, parse_item
 from streamrec.kafka import confluent_config, ensure_topics, producer_config
 from streamrec.model_store import MODEL_KEY, Announcement, remove_stale_temporaries, write_version
@@ -215,10 +215,11 @@ class Learner:
                 if msg.error():
                     M.KAFKA_ERRORS.inc()
                     continue
-                good, bad = parse_message(msg.value(), s)
-                batch.extend(good)
-                if bad:
-                    M.INVALID.inc(len(bad))
+                try:
+                    batch.extend(self._admit(decode_message(msg.value(), msg.partition(), msg.offset(), s)))
+                except Exception:   # a bug, never an input: skip the message, never die on it
+                    log.exception("message %s/%s could not be read; skipped", msg.partition(), msg.offset())
+                    M.INVALID.inc()
                 offsets[f"{msg.topic()}:{msg.partition()}"] = msg.offset() + 1
             if batch or offsets:
                 result = self.trainer.observe(batch, offsets)
@@ -236,6 +237,21 @@ class Learner:
                 self._commit(events)
             if self._producer is not None:
                 self._producer.poll(0)
+
+    def _admit(self, message: DecodedMessage) -> list[Event]:
+        """The events of one message the learner trains on: the same rule as streams and serving."""
+        if message.rejections:
+            M.INVALID.inc(len(message.rejections))
+        if message.misrouted:   # applied where the streams worker re-publishes them
+            M.SKIPPED.labels("misrouted").inc(len(message.misrouted))
+        kept = []
+        with self.trainer.lock:
+            for ev, position in message.events:
+                if self.trainer.event_ids.keep(ev.user_id, ev.event_id, position):
+                    kept.append(ev)
+                else:
+                    M.SKIPPED.labels("duplicate_event_id").inc()
+        return kept
 
     def _backpressure(self) -> bool:
         """True while more than two cycles' worth of events wait to be trained on.

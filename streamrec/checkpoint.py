@@ -31,6 +31,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from streamrec.dedup import DedupIndex
 from streamrec.interaction_log import InteractionLog
 from streamrec.model_store import atomic_write
 from streamrec.replay_buffer import ReplayBuffer
@@ -74,6 +75,7 @@ def checkpoint_bytes(trainer: ContinualTrainer, version: int, cluster_id: str | 
             "events_seen": trainer.events_seen, "offsets": trainer.offsets,
             # The cluster those offsets index: on another cluster they point into nothing.
             "cluster_id": cluster_id,
+            "event_ids": trainer.event_ids.state(),
             "item_ids": trainer.item_ids,
             "content_keys": [trainer._content_keys.get(i) for i in trainer.item_ids],
             "optimizer": {"param_groups": groups, "state_keys": opt_keys},
@@ -183,6 +185,7 @@ def load_checkpoint(path: str | Path, settings: Settings, encoder=None) -> tuple
     trainer._content_keys = {i: k for i, k in zip(trainer.item_ids, meta["content_keys"]) if k}
     trainer.generation, trainer.events_seen = int(meta["generation"]), int(meta["events_seen"])
     trainer.offsets = {str(k): int(v) for k, v in meta["offsets"].items()}
+    trainer.event_ids = DedupIndex.from_state(meta.get("event_ids", {}), settings.dedup_ids)
     trainer.rng.bit_generator.state = json.loads(meta["rng"])
     trainer._matrix = None
     log.info("resumed from %s: version %d, %d items, %d users, %d events seen", path, meta["version"],
