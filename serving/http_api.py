@@ -10,16 +10,18 @@ Routes (the OpenAPI document at ``/openapi.json`` describes each):
 * ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` (:mod:`streamrec.observability`);
 * ``/admin/*`` behind a bearer token when ``STREAMREC_ADMIN_TOKEN`` is set (:mod:`serving.admin_api`).
 
-Robustness: every client error is a 4xx JSON ``{"error", "field"}`` naming the field; a body
-over ``serving_max_body_bytes`` is a 413; anything unexpected is a 500 JSON and a log line,
-never a crash. Admission control: at most ``serving_max_in_flight`` requests are handled at
-once, the excess is shed at once with 503 and ``Retry-After`` instead of queueing into
-timeouts (the handlers are synchronous CPU work, so a queue would only add latency).
+Robustness: every client error is a 4xx JSON ``{"error", "field"}`` naming the field (bodies
+are decoded by :func:`serving.request_model.decode_object`, which refuses deep nesting before
+the json decoder recurses); a body over ``serving_max_body_bytes`` is a 413; anything
+unexpected is a 500 JSON and a log line, never a crash. Admission control
+(:mod:`serving.admission`) covers every route that computes an answer (``GET`` and ``POST
+/recommendations``, similar items, item, user): a request whose expected wait is over
+``serving_queue_target_s``, or that finds ``serving_max_in_flight`` ahead of it, is shed at
+once with 503 and ``Retry-After``; one that waited past ``serving_queue_timeout_s`` anyway is
+shed when its turn comes instead of worked on. Health, metrics and admin routes skip it.
 """
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import time
 from typing import Awaitable, Callable
@@ -28,8 +30,9 @@ from aiohttp import web
 
 from serving import metrics
 from serving.admin_api import add_admin_routes
+from serving.admission import Admission
 from serving.recommender_service import RecommenderService
-from serving.request_model import FIELDS, RequestError, parse_request
+from serving.request_model import FIELDS, RequestError, decode_object, parse_request
 from streamrec.observability import add_health_routes
 from streamrec.settings import Settings
 
@@ -49,63 +52,71 @@ def _route_name(request: web.Request) -> str:
 
 
 def make_middlewares(settings: Settings):
-    in_flight = 0
+    admission = Admission(settings.serving_max_in_flight, settings.serving_queue_target_s,
+                          settings.serving_queue_timeout_s)
 
     @web.middleware
     async def admission_and_errors(request: web.Request, handler: Callable[[web.Request], Awaitable]):
-        nonlocal in_flight
         route = _route_name(request)
-        if route != "other" and in_flight >= settings.serving_max_in_flight:
+        if route == "other":
+            return (await _answer(request, handler, settings))[1]
+        started = time.perf_counter()
+        try:
+            # The body is read before the request queues: a slow sender must not hold the turn.
+            if request.can_read_body:
+                await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _counted(route, started, "client_error", _too_large(settings))
+        arrived = admission.clock()
+        reason, waited = await admission.admit(arrived)
+        metrics.IN_FLIGHT.set(admission.queued)
+        metrics.TIME_PER_ANSWER.set(admission.per_answer_s)
+        if reason is not None:
+            metrics.SHED.labels(reason).inc()
             metrics.REQUESTS.labels("http", route, "shed").inc()
             return _error(503, "overloaded, retry later", None, {"Retry-After": "1"})
-        in_flight += 1
-        metrics.IN_FLIGHT.set(in_flight)
-        started = time.perf_counter()
-        outcome = "ok"
+        metrics.QUEUE_WAIT.observe(waited)
         try:
-            # The handlers are synchronous: without this yield a request would run to the end
-            # before the next one is even counted, in_flight would never pass 1 and nothing
-            # would ever be shed. Yielding once lets every request already read off its socket
-            # be counted first, so in_flight is the real queue and the excess gets the 503.
-            await asyncio.sleep(0)
-            response = await handler(request)
-        except RequestError as exc:
-            outcome = "client_error"
-            response = _error(exc.status, exc.message, exc.field)
-        except web.HTTPRequestEntityTooLarge:
-            outcome = "client_error"
-            response = _error(413, f"request body larger than {settings.serving_max_body_bytes} bytes", "body")
-        except web.HTTPException as exc:
-            outcome = "client_error" if exc.status < 500 else "error"
-            response = _error(exc.status, exc.reason, None)
-        except Exception:
-            outcome = "error"
-            log.exception("unhandled error on %s %s", request.method, request.path)
-            response = _error(500, "internal error", None)
+            outcome, response = await _answer(request, handler, settings)
         finally:
-            in_flight -= 1
-            metrics.IN_FLIGHT.set(in_flight)
-        if route != "other":
-            metrics.REQUEST_LATENCY.labels("http", route).observe(time.perf_counter() - started)
-            metrics.REQUESTS.labels("http", route, outcome).inc()
-        return response
+            admission.done()
+            metrics.IN_FLIGHT.set(admission.queued)
+        return _counted(route, started, outcome, response)
 
     return [admission_and_errors]
 
 
+def _counted(route: str, started: float, outcome: str, response: web.StreamResponse) -> web.StreamResponse:
+    metrics.REQUEST_LATENCY.labels("http", route).observe(time.perf_counter() - started)
+    metrics.REQUESTS.labels("http", route, outcome).inc()
+    return response
+
+
+def _too_large(settings: Settings) -> web.Response:
+    return _error(413, f"request body larger than {settings.serving_max_body_bytes} bytes", "body")
+
+
+async def _answer(request: web.Request, handler, settings: Settings) -> tuple[str, web.StreamResponse]:
+    """Run ``handler``: (outcome, response), every exception turned into a JSON error response."""
+    try:
+        return "ok", await handler(request)
+    except RequestError as exc:
+        return "client_error", _error(exc.status, exc.message, exc.field)
+    except web.HTTPRequestEntityTooLarge:
+        return "client_error", _too_large(settings)
+    except web.HTTPException as exc:
+        return ("client_error" if exc.status < 500 else "error"), _error(exc.status, exc.reason, None)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return "error", _error(500, "internal error", None)
+
+
 async def _read_json(request: web.Request) -> dict:
-    if not request.can_read_body:
-        return {}
+    # The middleware has read the body already (read() keeps it; can_read_body is False now).
     raw = await request.read()   # honours client_max_size: larger raises 413
     if not raw.strip():
         return {}
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError("body", f"not valid JSON: {str(exc)[:120]}") from None
-    if not isinstance(doc, dict):
-        raise RequestError("body", "must be a JSON object")
-    return doc
+    return decode_object(raw)
 
 
 def _k(request: web.Request, settings: Settings) -> int:
@@ -163,7 +174,9 @@ def build_app(service: RecommenderService, ready: Callable[[], list[str]],
     app = web.Application(middlewares=make_middlewares(settings), client_max_size=settings.serving_max_body_bytes)
     app[SERVICE_KEY] = service
     app.router.add_get("/recommendations", recommendations_get, name="recommendations")
-    app.router.add_post("/recommendations", recommendations_post)
+    # Same name as the GET: aiohttp then puts both on one resource, and the middleware counts,
+    # times and sheds POST under "recommendations" instead of "other".
+    app.router.add_post("/recommendations", recommendations_post, name="recommendations")
     app.router.add_get("/items/{item_id}/similar", similar_items, name="similar")
     app.router.add_get("/items/{item_id}", item, name="item")
     app.router.add_get("/users/{user_id}", user, name="user")

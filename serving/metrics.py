@@ -20,7 +20,16 @@ REQUESTS = Counter(
     "streamrec_serving_requests",
     "Requests answered, by path (http, topic), route and outcome (ok, client_error, shed, error).",
     ["path", "route", "outcome"])
-IN_FLIGHT = Gauge("streamrec_serving_in_flight_requests", "HTTP requests being handled now.")
+IN_FLIGHT = Gauge("streamrec_serving_in_flight_requests",
+                  "HTTP recommendation-type requests admitted and not yet answered (queued + running).")
+SHED = Counter("streamrec_serving_shed",
+               "HTTP requests answered 503 by admission control, by reason (queue_full, expected_wait, "
+               "waited).", ["reason"])
+QUEUE_WAIT = Histogram("streamrec_serving_queue_wait_seconds",
+                       "Time an HTTP request waited for its turn before it was worked on.",
+                       buckets=_LATENCY_BUCKETS)
+TIME_PER_ANSWER = Gauge("streamrec_serving_time_per_answer_seconds",
+                        "Admission control's estimate of the event-loop time one HTTP answer takes.")
 COLD_START = Counter("streamrec_serving_cold_start", "Recommendations answered from trending (unknown users).")
 
 MODEL_VERSION = Gauge("streamrec_serving_model_version", "Model version serving answers (0: pre-model vectors).")

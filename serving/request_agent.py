@@ -7,8 +7,10 @@ A request is a JSON object on ``rec-requests`` (key ``user_id``)::
 with the same options as ``POST /recommendations``. The answer goes to ``reply_to``
 (default ``rec-responses``, under the deployment's topic prefix) keyed by ``request_id``,
 carrying the same ``request_id``: the HTTP response body. Anything wrong gets an *error
-reply*, never silence: ``{"request_id", "user_id", "error", "field", "status"}``; when the
-message is not even JSON the reply goes to the default topic with the ``request_id`` null.
+reply*, never silence: ``{"request_id", "user_id", "error", "field", "status"}``, on
+``reply_to`` with the ``request_id`` whenever the message names them (a body nested too deep
+to decode included); when the message is not even JSON the reply goes to the default topic
+with the ``request_id`` null.
 A message over ``serving_max_body_bytes`` gets a 413 error reply unread (so ``request_id`` null).
 ``reply_to`` may not name one of the system's own topics (events, items, model updates,
 requests, Faust's internal topics), so a client cannot make serving write into them.
@@ -31,7 +33,7 @@ import faust
 
 from serving import metrics
 from serving.recommender_service import RecommenderService
-from serving.request_model import TOPIC_FIELDS, RequestError, parse_request
+from serving.request_model import TOPIC_FIELDS, BodyTooDeep, RequestError, decode_object, parse_request
 from streamrec.kafka import faust_broker_kwargs, shorten_fetch_wait
 from streamrec.settings import Settings
 from streamrec.topics import EVENTS, EVENTS_DLQ, ITEMS, MODEL_UPDATES, REC_REQUESTS, REC_RESPONSES
@@ -95,42 +97,60 @@ class RequestAgent:
             raise RequestError("reply_to", "may not be one of the system's own topics")
         return value
 
+    def _reply_target(self, envelope: dict) -> str:
+        """Where a reply goes: the envelope's ``reply_to`` when it is allowed, else the default."""
+        try:
+            return self._check_reply_to(envelope.get("reply_to"))
+        except RequestError:
+            return self.default_reply
+
+    def _ids(self, envelope: dict) -> tuple[str | None, str | None]:
+        """The (request_id, user_id) an error reply carries, as far as the envelope tells them."""
+        request_id, user_id = envelope.get("request_id"), envelope.get("user_id")
+        request_id = str(request_id)[:128] if isinstance(request_id, (str, int)) and not isinstance(
+            request_id, bool) else None
+        user_id = str(user_id)[: self.settings.max_id_length] if isinstance(user_id, (str, int)) else None
+        return request_id, user_id
+
     def handle(self, raw: bytes | None) -> tuple[str, bytes, bytes]:
-        """Answer one request message: (reply topic, reply key, reply value). Never raises."""
-        reply_to, request_id, user_id = self.default_reply, None, None
+        """Answer one request message: (reply topic, reply key, reply value). Never raises.
+
+        Whatever is wrong, the reply goes to the request's ``reply_to`` (when it is a topic a
+        reply may go to) with its ``request_id``, as far as the message lets them be read: a
+        body too deep to decode still gives up its top-level fields.
+        """
+        envelope: dict = {}
         try:
             if raw is not None and len(raw) > self.settings.serving_max_body_bytes:
                 raise RequestError("body", f"request larger than {self.settings.serving_max_body_bytes} bytes",
                                    status=413)
-            try:
-                doc = json.loads(raw) if raw is not None else None
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise RequestError("body", f"not valid JSON: {str(exc)[:120]}") from None
-            if not isinstance(doc, dict):
+            if raw is None:
                 raise RequestError("body", "must be a JSON object")
-            if isinstance(doc.get("request_id"), (str, int)) and not isinstance(doc.get("request_id"), bool):
-                request_id = str(doc["request_id"])[:128]
-            if isinstance(doc.get("user_id"), (str, int)):
-                user_id = str(doc["user_id"])[: self.settings.max_id_length]
-            reply_to = self._check_reply_to(doc.get("reply_to"))
-            if request_id is None:
+            try:
+                envelope = decode_object(raw)
+            except BodyTooDeep as exc:
+                envelope = exc.envelope()
+                raise
+            self._check_reply_to(envelope.get("reply_to"))
+            if self._ids(envelope)[0] is None:
                 raise RequestError("request_id", "is required on the request topic")
-            req = parse_request({k: v for k, v in doc.items() if k != "reply_to"}, self.settings,
+            req = parse_request({k: v for k, v in envelope.items() if k != "reply_to"}, self.settings,
                                 allowed=TOPIC_FIELDS)
             body = self.service.recommend(req)
             outcome = "ok"
         except RequestError as exc:
-            body = {"request_id": request_id, "user_id": user_id, "error": exc.message, "field": exc.field,
-                    "status": exc.status}
+            body = {"error": exc.message, "field": exc.field, "status": exc.status}
             outcome = "client_error"
         except Exception as exc:   # an internal failure still gets an answer
-            log.exception("request %r failed", request_id)
-            body = {"request_id": request_id, "user_id": user_id, "error": f"internal error: {type(exc).__name__}",
-                    "field": None, "status": 500}
+            log.exception("request %r failed", self._ids(envelope)[0])
+            body = {"error": f"internal error: {type(exc).__name__}", "field": None, "status": 500}
             outcome = "error"
+        if outcome != "ok":
+            request_id, user_id = self._ids(envelope)
+            body = {"request_id": request_id, "user_id": user_id, **body}
         metrics.REQUESTS.labels("topic", "recommendations", outcome).inc()
-        key = (request_id or "").encode()
-        return reply_to, key, json.dumps(body, separators=(",", ":")).encode()
+        key = (self._ids(envelope)[0] or "").encode()
+        return self._reply_target(envelope), key, json.dumps(body, separators=(",", ":")).encode()
 
     async def _agent(self, stream):
         timeout = self.settings.serving_request_timeout_s

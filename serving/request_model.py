@@ -15,13 +15,28 @@ Examples
 ... except RequestError as exc:
 ...     print(exc.to_dict())
 {'error': 'must be between 1 and 200', 'field': 'k'}
+
+Bodies (HTTP and topic) are decoded by :func:`decode_object`, which refuses nesting deeper
+than :data:`MAX_DEPTH` before handing the text to :mod:`json` (whose decoder recurses, so a
+body nested thousands of levels deep would otherwise raise ``RecursionError``):
+
+>>> try:
+...     decode_object(b'{"user_id": "u", "x": ' + b"[" * 40 + b"]" * 40 + b"}")
+... except BodyTooDeep as exc:
+...     print(exc.to_dict(), exc.envelope())
+{'error': 'nested deeper than 32 levels', 'field': 'body'} {'user_id': 'u', 'x': None}
 """
 from __future__ import annotations
 
+import json
 import math
+import re
+import sys
 import uuid
 from dataclasses import dataclass
 from typing import Any, Mapping
+
+import numpy as np
 
 from streamrec.settings import Settings
 
@@ -30,6 +45,13 @@ MAX_REQUEST_ID = 128
 FIELDS = ("request_id", "user_id", "k", "exclude_items", "require_items", "exclude_tags", "require_tags",
           "diversity", "exploration", "seed", "include_seen")
 TOPIC_FIELDS = FIELDS + ("reply_to",)
+# A valid request is an object holding lists of ids: depth 2. The bound leaves room for
+# clients that wrap requests, while keeping the json decoder far from the recursion limit.
+MAX_DEPTH = 32
+# A string (terminated or not, so the scan stays linear on any input) or a bracket.
+_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"?'
+_TOKEN = re.compile(_STRING + r'|[\[\]{}]', re.S)
+_ESCAPE = re.compile(r"\\.", re.S)
 
 
 class RequestError(ValueError):
@@ -41,6 +63,81 @@ class RequestError(ValueError):
 
     def to_dict(self) -> dict[str, Any]:
         return {"error": self.message, "field": self.field}
+
+
+class BodyTooDeep(RequestError):
+    """A body nested deeper than :data:`MAX_DEPTH`; :meth:`envelope` still finds its top-level fields."""
+
+    def __init__(self, text: str):
+        super().__init__("body", f"nested deeper than {MAX_DEPTH} levels")
+        self._text = text
+
+    def envelope(self) -> dict[str, Any]:
+        """The top-level fields, every container value replaced by None ({} if there is no object).
+
+        The request topic uses it to reply to ``reply_to`` with the ``request_id`` even when the
+        request itself cannot be decoded.
+        """
+        text, parts, depth, last = self._text, [], 0, 0
+        for match in _TOKEN.finditer(text):
+            c = match.group()[0]
+            if c in "[{":
+                depth += 1
+                if depth == 2:   # a value of the top-level object: keep its place, drop its content
+                    parts += [text[last:match.start()], "null"]
+            elif c in "]}":
+                depth -= 1
+                if depth == 1:
+                    last = match.end()
+        # Cut off inside a value (an unterminated deep body): the fields before it still count.
+        parts.append(text[last:] if depth <= 1 else "}")
+        try:
+            doc = json.loads("".join(parts))
+        except (ValueError, RecursionError):
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+
+def _depth(text: str) -> int:
+    """Deepest nesting of arrays and objects in JSON ``text``, by linear scans (no recursion).
+
+    Escapes go first, so the quotes left delimit strings; the brackets outside strings (every
+    other segment between quotes) are summed. Text after a stray backslash outside a string
+    may be misread, but the json decoder fails at that backslash before reaching it.
+    """
+    if "\\" in text:
+        text = _ESCAPE.sub("", text)
+    outside = np.frombuffer("".join(text.split('"')[::2]).encode("utf-8", "replace"), np.uint8)
+    steps = (outside == ord("[")).astype(np.int32) + (outside == ord("{")) - (outside == ord("]")) \
+        - (outside == ord("}"))
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def _parse_int(digits: str) -> int | float:
+    # Past Python's digit limit int() raises a ValueError that would blame the whole body; as a
+    # float (then +-inf) the number reaches its field's check, which names the field.
+    return int(digits) if len(digits) <= sys.get_int_max_str_digits() else float(digits)
+
+
+def decode_object(raw: bytes | str) -> dict[str, Any]:
+    """Decode a request body into a JSON object, or raise :class:`RequestError` naming ``body``.
+
+    Never recurses deeper than :data:`MAX_DEPTH` (:class:`BodyTooDeep` past it).
+    """
+    try:
+        text = raw.decode(json.detect_encoding(raw)) if isinstance(raw, bytes) else raw
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise RequestError("body", f"not valid JSON: {str(exc)[:120]}") from None
+    # Counting brackets first keeps the scan off the common path: few brackets, shallow body.
+    if text.count("[") + text.count("{") > MAX_DEPTH and _depth(text) > MAX_DEPTH:
+        raise BodyTooDeep(text)
+    try:
+        doc = json.loads(text, parse_int=_parse_int)
+    except ValueError as exc:
+        raise RequestError("body", f"not valid JSON: {str(exc)[:120]}") from None
+    if not isinstance(doc, dict):
+        raise RequestError("body", "must be a JSON object")
+    return doc
 
 
 @dataclass(frozen=True)
@@ -86,9 +183,11 @@ def _fraction(value: Any, field: str) -> float:
             value = float(value.strip())
         except ValueError:
             raise RequestError(field, "must be a number") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            isinstance(value, float) and not math.isfinite(value)):
         raise RequestError(field, "must be a finite number")
-    if not 0.0 <= value <= 1.0:
+    # Compared before any float(): a JSON integer of 400 digits does not fit a float.
+    if not 0 <= value <= 1:
         raise RequestError(field, "must be between 0 and 1")
     return float(value)
 

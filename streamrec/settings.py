@@ -227,7 +227,16 @@ class Settings:
         128, "STREAMREC_SERVING_HNSW_EF_SEARCH", "HNSW search breadth (efSearch): recall against latency.")
     serving_max_in_flight: int = setting(
         256, "STREAMREC_SERVING_MAX_IN_FLIGHT",
-        "HTTP requests handled at once; more are shed with 503 and Retry-After (admission control).")
+        "Most HTTP recommendation-type requests admitted and not yet answered (queued + running); "
+        "more are shed at once with 503 and Retry-After (admission control).")
+    serving_queue_target_s: float = setting(
+        0.05, "STREAMREC_SERVING_QUEUE_TARGET_S",
+        "An HTTP request whose expected wait for its turn (requests ahead x measured time per answer) "
+        "is over this is shed at once with 503 and Retry-After.")
+    serving_queue_timeout_s: float = setting(
+        0.25, "STREAMREC_SERVING_QUEUE_TIMEOUT_S",
+        "An admitted HTTP request that has waited longer than this when its turn comes (a stall) is "
+        "answered 503 and Retry-After instead of worked on.")
     serving_max_body_bytes: int = setting(
         65_536, "STREAMREC_SERVING_MAX_BODY_BYTES", "Largest accepted HTTP request body (larger: 413).")
     serving_require_model: bool = setting(

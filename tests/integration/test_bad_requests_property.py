@@ -47,14 +47,18 @@ def _numeric(text: str) -> bool:
         return False
 
 
+# Integers no float can hold: 400 digits (a JSON body may carry them; float() overflows).
+huge = st.sampled_from([10**400, -(10**400), 2 * 10**399 + 7])
+
 # (field, strategy of values that must be rejected for it)
 BAD_VALUES = {
     "k": st.one_of(st.integers(max_value=0), st.integers(min_value=201), st.floats(allow_nan=True),
-                   not_a_number).filter(lambda v: v is not None and v != ""),
+                   not_a_number, huge).filter(lambda v: v is not None and v != ""),
     "diversity": st.one_of(st.floats(allow_nan=True, allow_infinity=True).filter(lambda x: not 0 <= x <= 1),
-                           st.booleans(), not_a_number),
-    "exploration": st.one_of(st.sampled_from([math.nan, math.inf, -math.inf, -0.5, 1.5, 1e308]), st.booleans()),
-    "seed": st.one_of(st.integers(max_value=-1), st.integers(min_value=2**63), st.floats(), st.booleans()),
+                           st.booleans(), not_a_number, huge),
+    "exploration": st.one_of(st.sampled_from([math.nan, math.inf, -math.inf, -0.5, 1.5, 1e308]), st.booleans(),
+                             huge),
+    "seed": st.one_of(st.integers(max_value=-1), st.integers(min_value=2**63), st.floats(), st.booleans(), huge),
     "include_seen": st.one_of(st.integers(), st.floats(), st.text(max_size=5).filter(
         lambda t: t.lower() not in ("1", "true", "yes", "0", "false", "no")), st.lists(st.booleans(), min_size=1)),
     "user_id": st.one_of(st.text(min_size=300, max_size=400), st.booleans(), st.floats(),
@@ -209,3 +213,70 @@ def test_request_topic_bad_messages_get_error_replies_valid_answered(serving, to
         await asyncio.gather(*(one(n, e, d) for n, (e, d) in enumerate(batch)))
 
     loop.run_until_complete(main())
+
+
+def _deep(depth: int, open_: bytes = b"[", close: bytes = b"]") -> bytes:
+    return open_ * depth + b"1" + close * depth
+
+
+# (what the 400 must name, the top-level fields around it). Depths past Python's recursion
+# limit (1000) made json raise RecursionError (a 500); 100 is past serving's bound (32).
+PATHOLOGICAL = [
+    ("body", b'"exclude_items": ' + _deep(1500)),
+    ("body", b'"k": ' + _deep(100, b'{"a": ', b"}")),
+    ("body", b'"exclude_tags": ' + b"[" * 1500),   # unterminated as well
+    ("diversity", b'"diversity": 1' + b"0" * 400),
+    ("exploration", b'"exploration": -1' + b"0" * 400),
+    ("k", b'"k": 1' + b"0" * 400),
+    ("seed", b'"seed": ' + b"9" * 401),
+]
+
+
+@pytest.mark.parametrize("expected, fields", PATHOLOGICAL)
+def test_http_pathological_json_gets_400_naming_the_problem(serving, expected, fields):
+    conn = http.client.HTTPConnection("127.0.0.1", serving.port, timeout=10)
+    try:
+        status, body = _http_post(conn, b'{"user_id": "u1", ' + fields + b"}")
+        assert (status, body["field"]) == (400, expected), body
+        # Still answering: the same connection serves a valid request next.
+        assert _http_post(conn, b'{"user_id": "u1"}')[0] == 200
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("expected, value", [("diversity", "1" + "0" * 400), ("exploration", "1e400"),
+                                             ("k", "9" * 400), ("seed", "-1" + "0" * 400)])
+def test_http_query_strings_with_out_of_range_numbers_get_400_naming_the_field(serving, expected, value):
+    conn = http.client.HTTPConnection("127.0.0.1", serving.port, timeout=10)
+    try:
+        conn.request("GET", f"/recommendations?user_id=u1&{expected}={value}")
+        r = conn.getresponse()
+        assert (r.status, json.loads(r.read())["field"]) == (400, expected)
+    finally:
+        conn.close()
+
+
+def test_request_topic_pathological_json_is_answered_on_reply_to_naming_the_problem(serving):
+    from streamrec.kafka import ensure_topics
+    from streamrec.topics import TopicSpec
+
+    replies = "custom-replies"
+    ensure_topics(serving.settings, specs=[TopicSpec(replies)])
+
+    async def main():
+        async with AsyncTopicRecClient(serving.settings, reply_to=serving.settings.topic(replies),
+                                       timeout=30.0) as client:
+            async def one(n: int, expected: str, fields: bytes) -> None:
+                request_id = f"path-{n}"
+                raw = (b'{"request_id": "%s", "reply_to": "%s", "user_id": "u1", ' % (
+                    request_id.encode(), client.reply_to.encode()) + fields + b"}")
+                reply = await client.request_raw(raw, request_id, b"u1")
+                assert (reply["status"], reply["field"], reply["user_id"]) == (400, expected, "u1"), reply
+
+            await asyncio.gather(*(one(n, e, f) for n, (e, f) in enumerate(PATHOLOGICAL)))
+        # No object to read a request_id from: the reply still comes, on the default topic.
+        async with AsyncTopicRecClient(serving.settings, timeout=30.0) as client:
+            reply = await client.request_raw(b"[" * 3000, None, b"u1")
+            assert (reply["status"], reply["field"], reply["request_id"]) == (400, "body", None), reply
+
+    asyncio.run(main())
