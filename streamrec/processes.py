@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from streamrec.broker import free_port
+from streamrec.lifetime import popen_tied
 from streamrec.settings import Settings
 
 
@@ -33,8 +34,10 @@ class Proc:
 
     def start(self) -> "Proc":
         env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1", **self.extra_env}
-        self.process = subprocess.Popen([sys.executable, "-m", "streamrec.cli", self.command], env=env,
-                                        stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT)
+        # Tied to this process: a test run or benchmark killed hard leaves no worker behind.
+        self.process = popen_tied([sys.executable, "-m", "streamrec.cli", self.command], env=env,
+                                  death_signal=signal.SIGTERM, stdout=open(self.log_path, "ab"),
+                                  stderr=subprocess.STDOUT)
         return self
 
     def wait_ready(self, timeout: float = 60.0) -> "Proc":
