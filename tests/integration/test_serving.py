@@ -222,8 +222,12 @@ def test_model_swap_under_concurrent_requests_loses_none(env):
         await asyncio.sleep(0.05)
         for _ in range(2):
             noisy = env.vectors + 0.01 * np.random.default_rng(len(results)).standard_normal(env.vectors.shape)
-            await asyncio.to_thread(env.publish_model, env.ids, noisy.astype(np.float32))
-            await asyncio.sleep(0.2)
+            version = await asyncio.to_thread(env.publish_model, env.ids, noisy.astype(np.float32))
+            # The next swap only once this one happened: a fixed pause raced the install on a busy machine.
+            for _ in range(600):
+                if env.process.holder.current.version >= version:
+                    break
+                await asyncio.sleep(0.05)
         await asyncio.wait_for(task, 60)
 
     asyncio.run(main())
