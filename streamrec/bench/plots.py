@@ -8,7 +8,8 @@ file. Every panel marks its target (dashed) so a reader sees at a glance where w
   topic, per message shape (log scale, ratio printed, the 25% target drawn); the freshness
   latency distribution (ack to user state on its changelog) against the 100 ms target;
   memory per user and in-process rate as the number of users grows.
-* ``serving``: latency distribution (CDF, log scale) of each path against its target.
+* ``serving``: latency distribution (CDF, log scale) of each path against its target (the
+  overload row: accepted and shed answers apart).
 * ``learner``: per published version, when it was announced during the replay and how long
   serving took to answer with it; the mean cycle time against the 30 s target.
 
@@ -106,8 +107,14 @@ def plot_streams(result: dict, path: Path) -> Path:
 def plot_serving(result: dict, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 4.8))
     for row in result["rows"]:
-        _cdf(ax, row.get("quantiles_ms"), f"{row['path']} at {row['target_rate']:,.0f}/s")
+        accepted = " accepted (200)" if "shed_quantiles_ms" in row else ""
+        _cdf(ax, row.get("quantiles_ms"), f"{row['path']} at {row['target_rate']:,.0f}/s{accepted}")
+        if "shed_quantiles_ms" in row:
+            _cdf(ax, row["shed_quantiles_ms"], f"{row['path']} at {row['target_rate']:,.0f}/s shed (503)")
     targets = result.get("targets", {})
+    for key, what in (("overload_accepted_p99_ms", "overload accepted"), ("overload_shed_p99_ms", "overload shed")):
+        if key in targets:
+            _target(ax, targets[key], f"{what} p99 target {targets[key]:.0f} ms")
     if "http_p99_ms" in targets:
         _target(ax, targets["http_p99_ms"], f"HTTP p99 target {targets['http_p99_ms']:.0f} ms")
     if "event_to_visible_p99_ms" in targets:

@@ -1,9 +1,9 @@
-"""Serving benchmark: HTTP and topic latency at a fixed rate, and event-to-visible latency.
+"""Serving benchmark: HTTP and topic latency at a fixed rate, event-to-visible latency, overload.
 
 Set-up: a synthetic model version with ``n_items`` items (random unit vectors,
 ``vector_dim``), the catalogue on ``items``, ``n_users`` users with 20 events each, and a
 serving process started in this process (its own thread and event loop, on a free loopback
-port). Then three measurements:
+port). Then four measurements:
 
 * **HTTP**: an aiohttp load generator sends ``GET /recommendations?user_id=U&k=10`` at a
   fixed rate (open loop: request *i* is due at ``t0 + i / rate``; latency runs from the due
@@ -13,7 +13,11 @@ port). Then three measurements:
 * **event to visible**: events produced with confluent-kafka at ``event_rate`` per second;
   for each, the time from the broker's acknowledgement (delivery callback) to the moment the
   serving replica has applied it (polled every 0.5 ms). 0 means it was applied before the
-  acknowledgement reached the producer.
+  acknowledgement reached the producer;
+* **overload**: the rate serving sustains is measured first (8 closed-loop clients, 3 s);
+  then ``overload_factor`` times that rate is sent open loop with the clients' own timeout
+  (``serving_request_timeout_s``): the latency of accepted answers and of 503 answers (shed),
+  and how many took longer than the client would wait.
 
 The HTTP and topic load generators run in a child process (sharing the server's GIL would
 measure the generator, not the server); the event poller runs in the server's process, as
@@ -78,25 +82,28 @@ def _prepare(settings: Settings, n_items: int, n_users: int, seed: int) -> list[
     return users
 
 
-async def _http_load(url: str, users: list[str], rate: float, count: int) -> dict[str, Any]:
+async def _open_loop_http(url: str, users: list[str], rate: float, count: int,
+                          timeout: float) -> tuple[dict[str, list[float]], float]:
+    """``count`` GETs at ``rate``: latencies from each due time by status (or error kind), elapsed s."""
     import aiohttp
 
-    latencies, errors, statuses = [], 0, {}
-    connector = aiohttp.TCPConnector(limit=256)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=10)) as session:
+    by_status: dict[str, list[float]] = {"lag": []}   # "lag": how late the generator sent each request
+    # As many connections as the issue's 512 clients: a shortage would queue requests in the
+    # generator, and the wait would be charged to the server.
+    connector = aiohttp.TCPConnector(limit=512)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as session:
         async def one(i: int, due: float) -> None:
-            nonlocal errors
+            by_status["lag"].append(time.perf_counter() - due)
             try:
                 async with session.get(f"{url}/recommendations", params={"user_id": users[i % len(users)],
                                                                          "k": "10"}) as response:
                     await response.read()
-                    statuses[response.status] = statuses.get(response.status, 0) + 1
-                    if response.status == 200:
-                        latencies.append(time.perf_counter() - due)
-                    else:
-                        errors += 1
-            except Exception:
-                errors += 1
+                    status = str(response.status)
+            except asyncio.TimeoutError:
+                status = "timeout"
+            except Exception as exc:
+                status = f"error:{type(exc).__name__}"
+            by_status.setdefault(status, []).append(time.perf_counter() - due)
 
         tasks = []
         start = time.perf_counter() + 0.05
@@ -107,9 +114,55 @@ async def _http_load(url: str, users: list[str], rate: float, count: int) -> dic
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(i, due)))
         await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - start
-    return {"path": "http", "target_rate": rate, "requests": count, "ok": len(latencies), "errors": errors,
-            "throughput_rps": len(latencies) / elapsed, **_percentiles(latencies)}
+    return by_status, time.perf_counter() - start
+
+
+async def _http_load(url: str, users: list[str], rate: float, count: int) -> dict[str, Any]:
+    by_status, elapsed = await _open_loop_http(url, users, rate, count, 10.0)
+    latencies = by_status.get("200", [])
+    return {"path": "http", "target_rate": rate, "requests": count, "ok": len(latencies),
+            "errors": count - len(latencies), "throughput_rps": len(latencies) / elapsed,
+            "statuses": {k: len(v) for k, v in by_status.items() if k != "lag"}, **_percentiles(latencies)}
+
+
+async def _http_capacity(url: str, users: list[str], concurrency: int, duration_s: float) -> float:
+    """Answers per second of ``concurrency`` closed-loop clients: the rate serving sustains."""
+    import aiohttp
+
+    answered = 0
+    deadline = time.perf_counter() + duration_s
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        async def client(n: int) -> None:
+            nonlocal answered
+            while time.perf_counter() < deadline:
+                async with session.get(f"{url}/recommendations", params={"user_id": users[n % len(users)],
+                                                                         "k": "10"}) as response:
+                    await response.read()
+                    answered += response.status == 200
+                n += concurrency
+
+        await asyncio.gather(*(client(n) for n in range(concurrency)))
+    return answered / duration_s
+
+
+async def _http_overload(url: str, users: list[str], factor: float, duration_s: float,
+                         timeout: float) -> dict[str, Any]:
+    """Measure the sustainable rate, then send ``factor`` times it, open loop, for ``duration_s``."""
+    capacity = await _http_capacity(url, users, 8, 3.0)
+    rate = factor * capacity
+    count = int(rate * duration_s)
+    by_status, elapsed = await _open_loop_http(url, users, rate, count, timeout)
+    accepted, shed = by_status.get("200", []), by_status.get("503", [])
+    lag = by_status.pop("lag")
+    late = sum(t > timeout for times in by_status.values() for t in times) + len(by_status.get("timeout", []))
+    shed_stats = _percentiles(shed)
+    return {"path": "http_overload", "target_rate": rate, "capacity_rps": capacity, "factor": factor,
+            "requests": count, "ok": len(accepted), "shed": len(shed), "errors": count - len(accepted) - len(shed),
+            "over_client_timeout": late, "client_timeout_s": timeout, "throughput_rps": len(accepted) / elapsed,
+            "statuses": {k: len(v) for k, v in by_status.items()},
+            # The generator shares the cores: when it sends late, every latency above includes that.
+            "generator_lag_p99_ms": _percentiles(lag)["p99_ms"], **_percentiles(accepted),
+            **{f"shed_{k}": v for k, v in shed_stats.items()}}
 
 
 async def _topic_load(settings: Settings, users: list[str], rate: float, count: int) -> dict[str, Any]:
@@ -219,6 +272,7 @@ def _in_subprocess(func, *args) -> dict[str, Any]:
 def run_serving_bench(settings: Settings, *, rate: float = 500.0, duration_s: float = 10.0,
                       topic_rate: float = 200.0, topic_duration_s: float = 5.0, n_items: int = 10_000,
                       n_users: int = 2_000, event_rate: float = 1000.0, n_events: int = 3000,
+                      overload_factor: float = 2.0, overload_duration_s: float = 10.0,
                       out: Path | None = None, seed: int = 0) -> dict[str, Any]:
     """Run the benchmark against ``settings``' cluster (topics under a fresh prefix)."""
     import tempfile
@@ -248,11 +302,15 @@ def run_serving_bench(settings: Settings, *, rate: float = 500.0, duration_s: fl
         setup_s = time.perf_counter() - started
         rows = [_in_subprocess(_http_load, serving.url, users, rate, int(rate * duration_s)),
                 _in_subprocess(_topic_load, settings, users, topic_rate, int(topic_rate * topic_duration_s)),
-                _event_to_visible(settings, replica, users, n_items, event_rate, n_events, seed)]
+                _event_to_visible(settings, replica, users, n_items, event_rate, n_events, seed),
+                # Last: the shedding it provokes must not disturb the other measurements.
+                _in_subprocess(_http_overload, serving.url, users, overload_factor, overload_duration_s,
+                               settings.serving_request_timeout_s)]
         index = serving.process.holder.current.index
         result = {"benchmark": "serving", "date": time.strftime("%Y-%m-%d"), "items": n_items,
                   "index": index.kind, "users": n_users, "model_version": serving.process.holder.current.version, "setup_s": setup_s, "rows": rows,
-                  "targets": {"http_p99_ms": 10.0, "event_to_visible_p99_ms": 100.0}}
+                  "targets": {"http_p99_ms": 10.0, "event_to_visible_p99_ms": 100.0,
+                              "overload_accepted_p99_ms": 250.0, "overload_shed_p99_ms": 20.0}}
     finally:
         serving.stop()
     if out is not None:
@@ -277,6 +335,17 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"{row['path']:<18}{row['target_rate']:>8.0f}{sent:>7}{ok:>7}{err:>5}{ms(row['p50_ms']):>9}"
                      f"{ms(row['p99_ms']):>9}{ms(row['max_ms']):>9}{thru:>9}")
     t = result["targets"]
+    for row in result["rows"]:
+        if row["path"] == "http_overload":
+            lines.append(f"overload: {row['factor']:g}x the sustainable {row['capacity_rps']:.0f} req/s; "
+                         f"{row['shed']} shed with 503 ({row['shed'] / max(row['requests'], 1):.0%}), "
+                         f"answered p50 {ms(row['shed_p50_ms'])} / p99 {ms(row['shed_p99_ms'])} / "
+                         f"max {ms(row['shed_max_ms'])} ms; {row['over_client_timeout']} over the "
+                         f"{row['client_timeout_s']:g} s client timeout; statuses {row['statuses']}; "
+                         f"generator sent p99 {ms(row['generator_lag_p99_ms'])} ms late")
     lines.append(f"targets: HTTP p99 < {t['http_p99_ms']:.0f} ms at 500 req/s; "
                  f"event-to-visible p99 < {t['event_to_visible_p99_ms']:.0f} ms at 1,000 events/s")
+    if "overload_accepted_p99_ms" in t:
+        lines.append(f"         overload: accepted p99 < {t['overload_accepted_p99_ms']:.0f} ms, shed p99 < "
+                     f"{t['overload_shed_p99_ms']:.0f} ms, none over the client timeout")
     return "\n".join(lines)

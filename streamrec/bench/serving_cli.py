@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--users", type=int, default=2_000, help="users with history")
     parser.add_argument("--event-rate", type=float, default=1000.0, help="events per second for event-to-visible")
     parser.add_argument("--events", type=int, default=3000, help="events measured for event-to-visible")
+    parser.add_argument("--overload-factor", type=float, default=2.0,
+                        help="overload row: this many times the measured sustainable HTTP rate")
+    parser.add_argument("--overload-duration", type=float, default=10.0, help="seconds of overload")
     parser.add_argument("--out", type=Path, default=Path("results/bench-serving.json"), help="JSON output")
 
 
@@ -27,7 +30,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=logging.WARNING)
     result = run_serving_bench(settings, rate=args.rate, duration_s=args.duration, topic_rate=args.topic_rate,
                                topic_duration_s=args.topic_duration, n_items=args.items, n_users=args.users,
-                               event_rate=args.event_rate, n_events=args.events, out=args.out)
+                               event_rate=args.event_rate, n_events=args.events,
+                               overload_factor=args.overload_factor, overload_duration_s=args.overload_duration,
+                               out=args.out)
     print(format_table(result))
     print(f"written to {args.out} and {write_bench_plot(result, args.out)}")
     return 0
