@@ -34,6 +34,7 @@ COPY streamrec ./streamrec
 COPY streams ./streams
 COPY learner ./learner
 COPY serving ./serving
+COPY harness ./harness
 RUN pip install '.[text]' && rm -rf /app/build
 
 # Non-root. State (Faust tables, checkpoints) and the shared models folder are volumes.

@@ -45,4 +45,4 @@ clean:
 
 # Regenerate the README's settings table from streamrec/settings.py.
 readme: $(STAMP)
-	$(BIN)/python -m streamrec.readme_tables
+	$(BIN)/python -m harness.readme_tables

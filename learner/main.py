@@ -51,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     defaults = Settings.from_env()
     args = build_parser(defaults).parse_args(sys.argv[1:] if argv is None else argv)
     settings = defaults.replace(**{f.name: getattr(args, f.name) for f in _fields()})
-    from streamrec.logging_setup import configure_logging
+    from streamrec.observability.logging_setup import configure_logging
     configure_logging(settings, process_name="learner")
-    from streamrec.broker import EmbeddedBroker
+    from streamrec.kafka.embedded import EmbeddedBroker
     from learner.service import Learner
 
     broker = None

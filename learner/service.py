@@ -9,8 +9,8 @@ Threads
       due, and checkpoints;
     * an aiohttp thread serves ``/healthz``, ``/readyz`` and ``/metrics``.
 
-Publishing a version: :func:`streamrec.model_store.write_version` (atomic: tmp, fsync,
-rename), then the :class:`~streamrec.model_store.Announcement` on ``model-updates`` (key
+Publishing a version: :func:`streamrec.contracts.model_store.write_version` (atomic: tmp, fsync,
+rename), then the :class:`~streamrec.contracts.model_store.Announcement` on ``model-updates`` (key
 ``model``), so a half-written file is never announced. Versions are monotonic across
 restarts: the counter is checkpointed and the models directory is scanned on start.
 
@@ -39,15 +39,15 @@ from aiohttp import web
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
 from learner import metrics as M
-from streamrec.checkpoint import checkpoint_cluster_id, load_checkpoint, save_checkpoint, stale_offsets
-from streamrec.events import DecodedMessage, Event, decode_message
-from streamrec.items import InvalidItem, parse_item
-from streamrec.kafka import confluent_config, ensure_topics, producer_config
-from streamrec.model_store import MODEL_KEY, Announcement, remove_stale_temporaries, write_version
-from streamrec.observability import add_health_routes
+from learner.checkpoint import checkpoint_cluster_id, load_checkpoint, save_checkpoint, stale_offsets
+from streamrec.contracts.events import DecodedMessage, Event, decode_message
+from streamrec.contracts.items import InvalidItem, parse_item
+from streamrec.kafka.config import confluent_config, ensure_topics, producer_config
+from streamrec.contracts.model_store import MODEL_KEY, Announcement, remove_stale_temporaries, write_version
+from streamrec.observability.health import add_health_routes
 from streamrec.settings import Settings
-from streamrec.topics import EVENTS, ITEMS, MODEL_UPDATES
-from streamrec.training import ContinualTrainer, CycleResult
+from streamrec.contracts.topics import EVENTS, ITEMS, MODEL_UPDATES
+from learner.trainer import ContinualTrainer, CycleResult
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ Routes, registered only when ``STREAMREC_ADMIN_TOKEN`` is set (unset: they do no
   neither activated nor reloaded);
 * ``POST /admin/models/{version}/activate``: serve that version (a rollback to an older one or
   a promotion back to a newer one); the file is read again with every check
-  (:func:`streamrec.model_store.load_version`) and its sha256 compared with the
+  (:func:`streamrec.contracts.model_store.load_version`) and its sha256 compared with the
   announcement, so a file changed since is refused (409) and the current version stays;
 * ``POST /admin/reload``: load the newest of those versions again (same checks).
 

@@ -7,7 +7,7 @@ Routes (the OpenAPI document at ``/openapi.json`` describes each):
   ``diversity``, ``exploration``, ``seed``, ``include_seen``);
 * ``GET /items/{item_id}/similar?k=10`` and ``GET /items/{item_id}``;
 * ``GET /users/{user_id}``;
-* ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` (:mod:`streamrec.observability`);
+* ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` (:mod:`streamrec.observability.health`);
 * ``/admin/*`` behind a bearer token when ``STREAMREC_ADMIN_TOKEN`` is set (:mod:`serving.admin_api`).
 
 Robustness: every client error is a 4xx JSON ``{"error", "field"}`` naming the field (bodies
@@ -33,7 +33,7 @@ from serving.admin_api import add_admin_routes
 from serving.admission import Admission
 from serving.recommender_service import RecommenderService
 from serving.request_model import FIELDS, RequestError, decode_object, parse_request
-from streamrec.observability import add_health_routes
+from streamrec.observability.health import add_health_routes
 from streamrec.settings import Settings
 
 log = logging.getLogger(__name__)

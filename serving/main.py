@@ -115,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"streamrec serve: {exc}", file=sys.stderr)
         return 2
-    from streamrec.logging_setup import configure_logging
+    from streamrec.observability.logging_setup import configure_logging
     configure_logging(settings, process_name="serving")
-    from streamrec.runtime import embedded_or_configured
+    from streamrec.kafka.runtime import embedded_or_configured
 
     with embedded_or_configured(settings) as resolved:
         return asyncio.run(serve(resolved, topic_agent=not args.no_topic_agent))

@@ -55,7 +55,7 @@ FRESHNESS_LAG = Histogram("streamrec_serving_freshness_lag_seconds",
 FRESHNESS_LAST = Gauge("streamrec_serving_freshness_lag_last_seconds",
                        "Freshness lag of the newest event batch applied.")
 
-# Online quality of live traffic (see streamrec.online_metrics): a served list is scored when
+# Online quality of live traffic (see streamrec.observability.online_metrics): a served list is scored when
 # that user's next event arrives; exposure is over the most recent served lists.
 ONLINE_HIT_RATE = Gauge("streamrec_serving_online_hit_rate",
                         "HR@10 over a sliding window of served lists scored by the user's next event.")

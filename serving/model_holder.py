@@ -8,14 +8,14 @@ and uses that bundle to the end, so requests in flight during a swap finish on t
 they started with and none fails.
 
 Before any model is published, the bundle is *version 0*: an index over the deterministic
-item vectors (:class:`~streamrec.item_vectors.ItemVectors`) of every item seen in the
+item vectors (:class:`~streamrec.state.item_vectors.ItemVectors`) of every item seen in the
 catalogue or in events, rebuilt at most every ``serving_index_refresh_s`` while new items
 appear. Once a model is loaded, the index holds exactly the model's items (new catalogue
 items become retrievable when the learner publishes their content vectors), and the
 replica's :class:`ItemVectors` adopt the model's vectors, as the streams worker's do.
 
 The user vector: when the model ships a user encoder
-(:func:`streamrec.model.user_encoder_from_snapshot`), it is computed from the freshest
+(:func:`learner.model.user_encoder_from_snapshot`), it is computed from the freshest
 ``UserState.recent``; otherwise (no encoder, the learner's module missing, or an encoder
 error) the online ``UserState.vector`` is used.
 """
@@ -26,29 +26,21 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from serving import metrics
 from serving.state_replica import StateReplica
-from streamrec.model_follower import load_announced, refusal_reason
-from streamrec.model_store import Announcement, LoadPolicy, Snapshot
-from streamrec.retrieval import VectorIndex
+from streamrec.kafka.model_follower import load_announced, refusal_reason
+from streamrec.contracts.model_store import Announcement, LoadPolicy, Snapshot
+from streamrec.ranking.retrieval import VectorIndex
+from streamrec.ranking.user_encoder import user_encoder_from_snapshot
 from streamrec.settings import Settings
 
 log = logging.getLogger(__name__)
 
 KEEP_ANNOUNCEMENTS = 5
-
-
-def _encoder_factory() -> Callable[[Snapshot], Any] | None:
-    # Guarded: the learner's module may not exist yet (or lack the function) in this build.
-    try:
-        from streamrec.model import user_encoder_from_snapshot
-    except ImportError:
-        return None
-    return user_encoder_from_snapshot
 
 
 @dataclass(frozen=True)
@@ -96,14 +88,12 @@ class ModelHolder:
     def _build_published(self, snapshot: Snapshot) -> ModelBundle:
         started = time.perf_counter()
         encoder = None
-        factory = _encoder_factory()
-        if factory is not None:
-            try:
-                encoder = factory(snapshot)
-            except Exception as exc:   # a broken encoder must not block the item vectors
-                log.error("model version %s: user encoder unusable, using the online vector: %s",
-                          snapshot.version, exc)
-                metrics.MODEL_ERRORS.labels("encoder").inc()
+        try:
+            encoder = user_encoder_from_snapshot(snapshot)
+        except Exception as exc:   # a broken encoder must not block the item vectors
+            log.error("model version %s: user encoder unusable, using the online vector: %s",
+                      snapshot.version, exc)
+            metrics.MODEL_ERRORS.labels("encoder").inc()
         bundle = self._bundle_from(snapshot.version, snapshot.created_at, snapshot.item_ids,
                                    snapshot.item_vectors, encoder, True)
         metrics.INDEX_BUILD_SECONDS.observe(time.perf_counter() - started)
@@ -141,7 +131,7 @@ class ModelHolder:
     async def activate(self, announcement: Announcement) -> ModelBundle:
         """Load ``announcement`` again (every check of :attr:`policy`) and serve it: promote or roll back.
 
-        Raises :class:`~streamrec.model_store.ModelRefused` (``ChecksumMismatch`` when the file
+        Raises :class:`~streamrec.contracts.model_store.ModelRefused` (``ChecksumMismatch`` when the file
         is not exactly the one announced) and keeps the current version.
         """
         try:

@@ -26,7 +26,7 @@ from serving.recommender_service import RecommenderService
 from serving.replica_feeds import ReplicaFeeds, wait_until
 from serving.request_agent import RequestAgent
 from serving.state_replica import StateReplica
-from streamrec.broker_watch import BrokerWatch
+from streamrec.kafka.broker_watch import BrokerWatch
 from streamrec.settings import Settings
 
 log = logging.getLogger(__name__)

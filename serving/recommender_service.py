@@ -16,14 +16,14 @@ contract of ``DESIGN.md``::
 Steps: read the model bundle once (a swap mid-request cannot affect this request), compute
 the user vector (the model's user encoder over the freshest history, else the online
 vector), retrieve candidates with the seen items excluded, filter by the
-request's item and tag constraints, re-rank (:func:`streamrec.rerank.rerank`: MMR diversity,
+request's item and tag constraints, re-rank (:func:`streamrec.ranking.rerank.rerank`: MMR diversity,
 exploration, reasons), top up from trending when a small catalogue runs out, and record
 exposure so exploration favours what has been shown least.
 
 Candidates. With co-occurrence on (``cooccurrence_weight`` > 0, the default) and a user
 with history, every catalogue item is scored: the model's inner product, standardised, plus
 the weighted co-occurrence score of the user's recent items
-(:func:`streamrec.cooccurrence.blend`), and the best ``fetch`` by that blend are the
+(:func:`streamrec.state.cooccurrence.blend`), and the best ``fetch`` by that blend are the
 candidates (exact, like the flat faiss index; a catalogue too large for the co-occurrence
 matrix switches co-occurrence off). Otherwise candidates are the faiss search by inner
 product. Either way the response's ``score`` is the relevance the list was ranked by.
@@ -40,11 +40,11 @@ from serving import metrics
 from serving.model_holder import ModelBundle, ModelHolder
 from serving.request_model import RecRequest, RequestError
 from serving.state_replica import StateReplica
-from streamrec.cooccurrence import blend
-from streamrec.recommender import top_k_rows
-from streamrec.rerank import EXPLORE, NEW, TRENDING, ExplorePool, Ranked, rerank
+from streamrec.state.cooccurrence import blend
+from streamrec.ranking.recommender import top_k_rows
+from streamrec.ranking.rerank import EXPLORE, NEW, TRENDING, ExplorePool, Ranked, rerank
 from streamrec.settings import Settings
-from streamrec.user_state import UserState
+from streamrec.state.user_state import UserState
 
 EXPLORE_SAMPLE = 64          # pool items drawn per request (bounds the cost on big catalogues)
 HISTORY_FOR_REASONS = 20     # most recent history items considered as a reason

@@ -9,7 +9,7 @@ beginning and keeps a full replica (see :mod:`serving.state_replica`).
 * ``<streams app>-user_state-changelog`` → :meth:`StateReplica.apply_user_record`; the topic
   exists only once a streams worker has run, so it is looked for until it appears;
 * ``items`` → :meth:`StateReplica.apply_item`;
-* ``model-updates`` → :func:`streamrec.model_follower.follow_models` →
+* ``model-updates`` → :func:`streamrec.kafka.model_follower.follow_models` →
   :meth:`ModelHolder.install`.
 
 Readiness: each feed records the end offsets of its partitions when it starts and reports
@@ -29,11 +29,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from serving import metrics
 from serving.model_holder import ModelHolder
 from serving.state_replica import StateReplica
-from streamrec.kafka import aiokafka_config, ensure_topics
-from streamrec.model_follower import follow_models, refusal_reason
-from streamrec.model_store import Announcement
+from streamrec.kafka.config import aiokafka_config, ensure_topics
+from streamrec.kafka.model_follower import follow_models, refusal_reason
+from streamrec.contracts.model_store import Announcement
 from streamrec.settings import Settings
-from streamrec.topics import EVENTS, ITEMS, MODEL_UPDATES, changelog_topic
+from streamrec.contracts.topics import EVENTS, ITEMS, MODEL_UPDATES, changelog_topic
 
 log = logging.getLogger(__name__)
 

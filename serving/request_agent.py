@@ -34,9 +34,9 @@ import faust
 from serving import metrics
 from serving.recommender_service import RecommenderService
 from serving.request_model import TOPIC_FIELDS, BodyTooDeep, RequestError, decode_object, parse_request
-from streamrec.kafka import faust_broker_kwargs, shorten_fetch_wait
+from streamrec.kafka.config import faust_broker_kwargs, shorten_fetch_wait
 from streamrec.settings import Settings
-from streamrec.topics import EVENTS, EVENTS_DLQ, ITEMS, MODEL_UPDATES, REC_REQUESTS, REC_RESPONSES
+from streamrec.contracts.topics import EVENTS, EVENTS_DLQ, ITEMS, MODEL_UPDATES, REC_REQUESTS, REC_RESPONSES
 
 log = logging.getLogger(__name__)
 

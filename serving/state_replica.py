@@ -11,8 +11,8 @@ sources at once, and applies both with the streams worker's own code:
   its watermark is at least the replica's on every partition the replica has seen, so an
   older record can never roll a user back;
 * the **events topic** itself, also read from the beginning, is applied on top with
-  :func:`~streamrec.events.decode_message` (the one input rule: what it rejects or finds on
-  the wrong partition is not applied here) and :meth:`~streamrec.user_state.UserState.apply`
+  :func:`~streamrec.contracts.events.decode_message` (the one input rule: what it rejects or finds on
+  the wrong partition is not applied here) and :meth:`~streamrec.state.user_state.UserState.apply`
   at the same (partition, offset, index among valid events) positions, weights, half-life and
   limits as the streams worker. The per-partition watermark in each state makes this
   idempotent: an event the changelog state already holds is skipped.
@@ -20,12 +20,12 @@ sources at once, and applies both with the streams worker's own code:
 So an acknowledged event is visible to the next request after one broker-to-serving fetch
 (milliseconds), without waiting for the streams worker to process it and write its changelog,
 and the two sources converge whatever order they arrive in. The user vector uses
-:class:`~streamrec.item_vectors.ItemVectors` exactly as the streams worker does (a
+:class:`~streamrec.state.item_vectors.ItemVectors` exactly as the streams worker does (a
 deterministic vector per id until a model arrives, then the model's item vectors).
 
 Trending is computed here from the same events (see :mod:`serving.trending`); the
 ``item_popularity`` changelog is not read, so nothing is counted twice. So is item-to-item
-co-occurrence (:class:`streamrec.cooccurrence.Cooccurrence`, unless
+co-occurrence (:class:`streamrec.state.cooccurrence.Cooccurrence`, unless
 ``cooccurrence_weight`` is 0), which recommendations blend with the model's scores: it
 learns every event trending counts, in each user's order, so a state adopted from the
 changelog hides no pair from it. The catalogue comes
@@ -55,13 +55,13 @@ import numpy as np
 
 from serving import metrics
 from serving.trending import DecayedPopularity
-from streamrec.cooccurrence import Cooccurrence
-from streamrec.events import Event, decode_message
-from streamrec.item_vectors import ItemVectors
-from streamrec.items import InvalidItem, Item, parse_item
-from streamrec.online_metrics import OnlineQuality
+from streamrec.state.cooccurrence import Cooccurrence
+from streamrec.contracts.events import Event, decode_message
+from streamrec.state.item_vectors import ItemVectors
+from streamrec.contracts.items import InvalidItem, Item, parse_item
+from streamrec.observability.online_metrics import OnlineQuality
 from streamrec.settings import Settings
-from streamrec.user_state import UserState, decode_state
+from streamrec.state.user_state import UserState, decode_state
 
 log = logging.getLogger(__name__)
 

@@ -128,7 +128,7 @@ class Settings:
     learner_group_id: str = setting(
         "streamrec-learner", "STREAMREC_LEARNER_GROUP_ID", "Consumer group the learner reads `events` with.")
     # 3000: best of 1500/2000/3000/5000 on the first 50,000 MovieLens events (python -m
-    # learner.measure, 2026-11-22: HR@10 0.162, 0.161, 0.163, 0.146); the second half was not used.
+    # harness.learner_measure, 2026-11-22: HR@10 0.162, 0.161, 0.163, 0.146); the second half was not used.
     learner_train_every_events: int = setting(
         3000, "STREAMREC_LEARNER_TRAIN_EVERY_EVENTS",
         "Start a training cycle after this many new events (0: never by count).")
@@ -182,8 +182,8 @@ class Settings:
     learner_catalogue_publish_s: float = setting(
         1.0, "STREAMREC_LEARNER_CATALOGUE_PUBLISH_S",
         "New items wait at most this long before a catalogue-only version (same weights, more vectors) is published.")
-    # Item-to-item co-occurrence blended with the model (streamrec.cooccurrence). Tuned on the
-    # first 50,000 MovieLens 100K events only (see streamrec.evaluation.system_variants).
+    # Item-to-item co-occurrence blended with the model (streamrec.state.cooccurrence). Tuned on the
+    # first 50,000 MovieLens 100K events only (see harness.evaluation.system_variants).
     cooccurrence_weight: float = setting(
         1.0, "STREAMREC_COOCCURRENCE_WEIGHT",
         "Weight of the online co-occurrence score added to the standardised model score (0: model only).")

@@ -3,16 +3,16 @@
 Tables (values are our own codecs' bytes, so serving and the learner can read the
 changelogs without Faust):
 
-- ``user_state``: key ``user_id``, value :class:`streamrec.user_state.UserState`. Its
+- ``user_state``: key ``user_id``, value :class:`streamrec.state.user_state.UserState`. Its
   changelog records are partitioned by Kafka's partitioner on the key, so a user's record
   lands in the partition of that user's events whichever batch wrote it (a ``take`` batch
   mixes partitions).
 - ``item_popularity``: key ``"<partition>/<item_id>"``, written explicitly to the changelog
-  partition of the events it counts (see :mod:`streamrec.popularity`).
+  partition of the events it counts (see :mod:`streamrec.state.popularity`).
 
 Processing is at-least-once (Faust's default; its exactly-once mode fails against the
 brokers we target). Exactly-once *application* comes from the watermarks kept inside each
-record, see :mod:`streamrec.user_state`.
+record, see :mod:`streamrec.state.user_state`.
 """
 from __future__ import annotations
 
@@ -22,12 +22,12 @@ import time
 
 import faust
 
-from streamrec.item_vectors import ItemVectors
-from streamrec.kafka import faust_broker_kwargs, shorten_fetch_wait
+from streamrec.state.item_vectors import ItemVectors
+from streamrec.kafka.config import faust_broker_kwargs, shorten_fetch_wait
 from streamrec.settings import Settings
-from streamrec.topics import EVENTS, EVENTS_DLQ, STREAMS_APP_ID, partition_for
+from streamrec.contracts.topics import EVENTS, EVENTS_DLQ, STREAMS_APP_ID, partition_for
 from streams import metrics
-from streamrec.events import Rejection
+from streamrec.contracts.events import Rejection
 from streams.batch import BatchProcessor, BatchResult, DeadLetter, Record
 from streams.delivery import Write, send_until_acknowledged
 

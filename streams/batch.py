@@ -12,7 +12,7 @@ batch, and popularity is updated once per (partition, item).
 Examples
 --------
 >>> from streamrec.settings import Settings
->>> from streamrec.item_vectors import ItemVectors
+>>> from streamrec.state.item_vectors import ItemVectors
 >>> s = Settings()
 >>> proc = BatchProcessor(s, ItemVectors(s.vector_dim))
 >>> # user "1" belongs to partition 3 of the default 4
@@ -30,11 +30,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Mapping, NamedTuple
 
-from streamrec.events import Event, Rejection, decode_message
-from streamrec.item_vectors import ItemVectors
-from streamrec.popularity import Popularity, popularity_key
+from streamrec.contracts.events import Event, Rejection, decode_message
+from streamrec.state.item_vectors import ItemVectors
+from streamrec.state.popularity import Popularity, popularity_key
 from streamrec.settings import Settings
-from streamrec.user_state import UserState, decode_state
+from streamrec.state.user_state import UserState, decode_state
 
 
 DLQ_HEAD_BYTES = 512   # how much of a message too big to copy its dead letter still shows
@@ -107,7 +107,7 @@ class Reroute:
     """A valid event that arrived on another user's partition, re-published to its own.
 
     An event with no ``event_id`` gets one derived from where it arrived, so a re-publish
-    repeated after a crash is a duplicate that every consumer drops (:mod:`streamrec.dedup`).
+    repeated after a crash is a duplicate that every consumer drops (:mod:`streamrec.state.dedup`).
     """
 
     event: Event

@@ -12,9 +12,9 @@ import logging
 import faust
 from aiohttp import web
 
-from streamrec.broker_watch import BrokerWatch, wait_for_broker
-from streamrec.model_follower import follow_models, refusal_reason
-from streamrec.observability import add_health_routes
+from streamrec.kafka.broker_watch import BrokerWatch, wait_for_broker
+from streamrec.kafka.model_follower import follow_models, refusal_reason
+from streamrec.observability.health import add_health_routes
 from streamrec.settings import Settings
 from streams import metrics
 from streams.app import StreamsApp
@@ -63,8 +63,8 @@ def build(settings: Settings, watch: BrokerWatch | None = None) -> StreamsApp:
 
 
 def main(argv: list[str]) -> int:
-    from streamrec.logging_setup import configure_logging
-    from streamrec.runtime import embedded_or_configured
+    from streamrec.observability.logging_setup import configure_logging
+    from streamrec.kafka.runtime import embedded_or_configured
 
     parser = argparse.ArgumentParser(prog="streamrec streams", description=__doc__)
     parser.add_argument("--bootstrap-servers", help="Kafka (else KAFKA_BOOTSTRAP_SERVERS, else embedded)")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.broker import EmbeddedBroker
+from streamrec.kafka.embedded import EmbeddedBroker
 from streamrec.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,6 +36,6 @@ def settings(broker, tmp_path) -> Settings:
 
 @pytest.fixture(scope="session")
 def ml100k():
-    from streamrec.datasets import load_movielens_100k
+    from harness.datasets import load_movielens_100k
 
     return load_movielens_100k(DATA_DIR)

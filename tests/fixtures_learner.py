@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamrec import content_encoder
+from learner import content_encoder
 
 
 @pytest.fixture(scope="session")

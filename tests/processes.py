@@ -1,2 +1,2 @@
-"""Moved to streamrec.processes (benchmarks and chaos use it too); kept as an alias for tests."""
-from streamrec.processes import Proc  # noqa: F401
+"""Moved to harness.processes (benchmarks and chaos use it too); kept as an alias for tests."""
+from harness.processes import Proc  # noqa: F401

@@ -13,7 +13,7 @@ DATASOURCE = {"type": "prometheus", "uid": "streamrec-prometheus"}  # = provisio
 
 # Metrics the issue asks for that no process exports yet: panels naming them are left out of
 # the dashboard until they exist (test_deploy fails once one appears, to have it put back).
-# Serving feeds them with streamrec.online_metrics.OnlineQuality.
+# Serving feeds them with streamrec.observability.online_metrics.OnlineQuality.
 AWAITING: set[str] = set()  # metrics a panel may name before any process exports them
 OUT = Path(__file__).resolve().parent / "dashboards" / "streamrec.json"
 

@@ -1,8 +1,8 @@
-"""Baseline recommenders, all behind :class:`streamrec.recommender.Recommender`.
+"""Baseline recommenders, all behind :class:`streamrec.ranking.recommender.Recommender`.
 
 :data:`BASELINES` maps a method name to a factory ``factory(seed=0) -> Recommender``; the
 evaluation harness and the shared conformance tests iterate over it, and
-:mod:`streamrec.evaluation.system_variants` registers the system's own variants next to
+:mod:`harness.evaluation.system_variants` registers the system's own variants next to
 it, so a new method is evaluated and tested by adding one entry.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from streamrec.baselines.isgd import ISGD
 from streamrec.baselines.item_knn import ItemKNN
 from streamrec.baselines.popular import MostPopular
 from streamrec.baselines.river_mf import RiverBiasedMF, RiverFunkMF
-from streamrec.recommender import Recommender
+from streamrec.ranking.recommender import Recommender
 
 Factory = Callable[..., Recommender]
 

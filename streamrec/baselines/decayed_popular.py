@@ -5,11 +5,11 @@ event time and ``t0`` an anchor. Decaying every item by the same factor never ch
 ranking, so instead of decaying all items on every event the new weight is *grown*
 relative to the anchor; when the growth factor gets large the scores are rescaled and the
 anchor moved (exactly equivalent, and O(1) per event). Late events (``t`` below the
-newest time) simply carry a smaller weight, as in :mod:`streamrec.popularity`.
+newest time) simply carry a smaller weight, as in :mod:`streamrec.state.popularity`.
 
 Examples
 --------
->>> from streamrec.events import Event
+>>> from streamrec.contracts.events import Event
 >>> rec = DecayedPopular(half_life_s=10.0)
 >>> rec.set_catalogue(["old", "new"])
 >>> rec.learn_many([Event("u", "old", "click", 0.0), Event("v", "old", "click", 0.0),
@@ -25,8 +25,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from streamrec.events import Event
-from streamrec.recommender import Recommender, grow_rows
+from streamrec.contracts.events import Event
+from streamrec.ranking.recommender import Recommender, grow_rows
 
 # Rescale before 2**exponent can lose precision against older scores (float64: 2**1023).
 _MAX_EXPONENT = 60.0

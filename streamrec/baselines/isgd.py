@@ -16,7 +16,7 @@ ISGD has no cold-start strategy of its own.
 
 Examples
 --------
->>> from streamrec.events import Event
+>>> from streamrec.contracts.events import Event
 >>> rec = ISGD(n_factors=4, seed=0)
 >>> rec.set_catalogue(["a", "b", "c"])
 >>> for _ in range(200):
@@ -32,8 +32,8 @@ from typing import Sequence
 
 import numpy as np
 
-from streamrec.events import Event
-from streamrec.recommender import Recommender, grow_rows
+from streamrec.contracts.events import Event
+from streamrec.ranking.recommender import Recommender, grow_rows
 
 
 class ISGD(Recommender):

@@ -14,13 +14,13 @@ to ``max_items`` (10,000 items: 400 MB); larger catalogues need a sparse store a
 refused rather than silently swapping.
 
 Defaults (20 recent items, recency decay 0.8) were chosen on MovieLens 100K under the
-prequential protocol of :mod:`streamrec.evaluation.prequential` — HR@10: history 5 / 10 /
+prequential protocol of :mod:`harness.evaluation.prequential` — HR@10: history 5 / 10 /
 50 without decay 0.179 / 0.176 / 0.153, full history 0.143, 20 with decay 0.8 0.182,
 top-100 neighbours 0.159 — so on that dataset they are tuned on the test stream.
 
 Examples
 --------
->>> from streamrec.events import Event
+>>> from streamrec.contracts.events import Event
 >>> rec = ItemKNN(history=5)
 >>> rec.set_catalogue(["a", "b", "c", "d"])
 >>> rec.learn_many([Event("u", "a", "click", 1.0), Event("u", "b", "click", 2.0),
@@ -35,8 +35,8 @@ from typing import Sequence
 
 import numpy as np
 
-from streamrec.events import Event
-from streamrec.recommender import Recommender, grow_rows
+from streamrec.contracts.events import Event
+from streamrec.ranking.recommender import Recommender, grow_rows
 
 
 class ItemKNN(Recommender):

@@ -6,7 +6,7 @@ ratings) to its item's count; ties are broken towards the lower catalogue row.
 
 Examples
 --------
->>> from streamrec.events import Event
+>>> from streamrec.contracts.events import Event
 >>> rec = MostPopular()
 >>> rec.set_catalogue(["a", "b", "c"])
 >>> rec.learn_many([Event("u", "b", "click", 1.0), Event("v", "b", "click", 2.0),
@@ -22,8 +22,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from streamrec.events import Event
-from streamrec.recommender import Recommender, grow_rows
+from streamrec.contracts.events import Event
+from streamrec.ranking.recommender import Recommender, grow_rows
 
 
 class MostPopular(Recommender):

@@ -18,7 +18,7 @@ top-k evaluation is meant to expose.
 
 Examples
 --------
->>> from streamrec.events import Event
+>>> from streamrec.contracts.events import Event
 >>> rec = RiverBiasedMF(seed=1)
 >>> rec.set_catalogue(["a", "b", "c"])
 >>> rec.learn_many([Event("u", "a", "rating", 1.0, 5.0), Event("v", "b", "rating", 2.0, 1.0)])
@@ -35,8 +35,8 @@ from typing import Sequence
 import numpy as np
 from river import optim, reco
 
-from streamrec.events import Event
-from streamrec.recommender import Recommender, grow_rows
+from streamrec.contracts.events import Event
+from streamrec.ranking.recommender import Recommender, grow_rows
 
 
 class RiverMF(Recommender):

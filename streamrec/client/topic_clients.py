@@ -15,7 +15,7 @@ from typing import Any
 
 from streamrec.client.errors import RecRequestError, RecTimeout, RecUnavailable
 from streamrec.settings import Settings
-from streamrec.topics import REC_REQUESTS, REC_RESPONSES
+from streamrec.contracts.topics import REC_REQUESTS, REC_RESPONSES
 
 
 def _check(reply: dict) -> dict:
@@ -38,7 +38,7 @@ class TopicRecClient:
     def __init__(self, settings: Settings, reply_to: str | None = None, timeout: float | None = None):
         from confluent_kafka import Consumer, Producer, TopicPartition
 
-        from streamrec.kafka import confluent_config, producer_config
+        from streamrec.kafka.config import confluent_config, producer_config
 
         if not settings.bootstrap_servers:
             raise RecUnavailable("the topic client needs KAFKA_BOOTSTRAP_SERVERS")
@@ -109,7 +109,7 @@ class AsyncTopicRecClient:
     async def start(self) -> "AsyncTopicRecClient":
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-        from streamrec.kafka import aiokafka_config
+        from streamrec.kafka.config import aiokafka_config
 
         conf = aiokafka_config(self.settings)
         self._producer = AIOKafkaProducer(**conf, linger_ms=0)

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from serving.request_model import FIELDS
-from streamrec.chaos.serving import seed_topics
+from harness.chaos.serving import seed_topics
 from streamrec.client import AsyncTopicRecClient
-from streamrec.processes import Proc
+from harness.processes import Proc
 
 pytestmark = pytest.mark.integration
 
@@ -257,8 +257,8 @@ def test_http_query_strings_with_out_of_range_numbers_get_400_naming_the_field(s
 
 
 def test_request_topic_pathological_json_is_answered_on_reply_to_naming_the_problem(serving):
-    from streamrec.kafka import ensure_topics
-    from streamrec.topics import TopicSpec
+    from streamrec.kafka.config import ensure_topics
+    from streamrec.contracts.topics import TopicSpec
 
     replies = "custom-replies"
     ensure_topics(serving.settings, specs=[TopicSpec(replies)])

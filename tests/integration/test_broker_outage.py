@@ -1,13 +1,13 @@
 """Serving and a streams worker when the broker is absent at start, frozen, or restarted.
 
-Each scenario (:mod:`streamrec.chaos.broker`) runs its own embedded broker, since it stops
+Each scenario (:mod:`harness.chaos.broker`) runs its own embedded broker, since it stops
 it; ``streamrec chaos`` runs the 30 s versions.
 """
 from __future__ import annotations
 
 import pytest
 
-from streamrec.chaos.broker import broker_outage, broker_starts_late
+from harness.chaos.broker import broker_outage, broker_starts_late
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -1,11 +1,11 @@
 """The real-path and fast-path evaluations agree on a slice of MovieLens 100K.
 
 The real path replays the first ``N`` events through a streams worker and a serving process
-on the embedded broker, one event at a time (:mod:`streamrec.evaluation.real_path`); the
+on the embedded broker, one event at a time (:mod:`harness.evaluation.real_path`); the
 fast path replays the same plan through ``system-online-vectors`` in process. Both rank by
-the exact inner product of the user's :class:`~streamrec.user_state.UserState` vector with
-the deterministic :class:`~streamrec.item_vectors.ItemVectors`, blended with the online
-item-to-item co-occurrence score (:mod:`streamrec.cooccurrence`; serving learns it from the
+the exact inner product of the user's :class:`~streamrec.state.user_state.UserState` vector with
+the deterministic :class:`~streamrec.state.item_vectors.ItemVectors`, blended with the online
+item-to-item co-occurrence score (:mod:`streamrec.state.cooccurrence`; serving learns it from the
 events topic, the fast path from the plan), with no learner and no re-ranking (the real
 requests pass ``diversity=0, exploration=0``), exclude the user's earlier items, and give
 users without history the decayed-popularity (trending) list, ties in first-seen order.
@@ -25,9 +25,9 @@ import json
 import numpy as np
 import pytest
 
-from streamrec.evaluation import metrics
-from streamrec.evaluation.prequential import plan_stream
-from streamrec.evaluation.real_path import fast_equivalent, isolated, replay_through_serving, running_system
+from harness.evaluation import metrics
+from harness.evaluation.prequential import plan_stream
+from harness.evaluation.real_path import fast_equivalent, isolated, replay_through_serving, running_system
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -71,7 +71,7 @@ def test_real_and_fast_online_vectors_serve_the_same_lists(settings, ml100k):
 
 
 def test_cli_real_path_writes_a_results_document(settings, tmp_path, monkeypatch):
-    from streamrec.evaluation import cli, report
+    from harness.evaluation import cli, report
 
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", settings.bootstrap_servers)
     monkeypatch.setenv("STREAMREC_STATE_DIR", str(settings.state_dir))

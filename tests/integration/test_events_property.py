@@ -11,12 +11,12 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from streamrec.chaos.streams import read_states
-from streamrec.changelog import read_topic
-from streamrec.events import EVENT_TYPES, REASONS, parse_message
-from streamrec.kafka import ensure_topics
-from streamrec.processes import Proc
-from streamrec.replay import EventPublisher
+from harness.chaos.streams import read_states
+from streamrec.kafka.changelog import read_topic
+from streamrec.contracts.events import EVENT_TYPES, REASONS, parse_message
+from streamrec.kafka.config import ensure_topics
+from harness.processes import Proc
+from harness.replay import EventPublisher
 from streamrec.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

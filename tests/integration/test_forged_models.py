@@ -1,6 +1,6 @@
 """Forged model announcements against real, separately started serving and streams processes.
 
-Runs the ``streamrec chaos forged-models`` scenario (:mod:`streamrec.chaos.models`) and
+Runs the ``streamrec chaos forged-models`` scenario (:mod:`harness.chaos.models`) and
 asserts its guarantees on the row it returns: serving keeps answering, ``/readyz`` stays
 truthful, no forged version is ever served or adopted, each forgery is refused by the check
 it targets (counted by reason in both processes), the next real version is installed, and the
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamrec.chaos.models import forged_models
+from harness.chaos.models import forged_models
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from streamrec.chaos.hostile import bad_input, misrouted
+from harness.chaos.hostile import bad_input, misrouted
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -13,12 +13,12 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from learner.service import Learner
-from streamrec.broker import free_port
-from streamrec.items import Item
-from streamrec.kafka import confluent_config, ensure_topics, producer_config
-from streamrec.model import user_encoder_from_snapshot
-from streamrec.model_store import Announcement, load_version
-from streamrec.topics import EVENTS, ITEMS, MODEL_UPDATES, partition_for
+from streamrec.kafka.embedded import free_port
+from streamrec.contracts.items import Item
+from streamrec.kafka.config import confluent_config, ensure_topics, producer_config
+from streamrec.ranking.user_encoder import user_encoder_from_snapshot
+from streamrec.contracts.model_store import Announcement, load_version
+from streamrec.contracts.topics import EVENTS, ITEMS, MODEL_UPDATES, partition_for
 from tests.learner_helpers import small_settings
 
 pytestmark = pytest.mark.integration
@@ -148,7 +148,7 @@ def test_help_documents_every_learner_setting():
 
 def test_learner_killed_mid_stream_resumes_without_losing_or_repeating_events(settings, ml100k):
     """SIGKILL the `python -m learner` process, restart it: every event is learnt exactly once."""
-    from streamrec.checkpoint import load_checkpoint
+    from learner.checkpoint import load_checkpoint
 
     # A timer trigger too, so the events re-read after the kill are trained on even if fewer
     # than learner_train_every_events remain.

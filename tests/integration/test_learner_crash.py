@@ -1,9 +1,9 @@
 """The learner SIGKILLed inside a training cycle, inside a model file's write and inside a
-checkpoint's write, with serving answering throughout (scenario: :mod:`streamrec.chaos.learner`)."""
+checkpoint's write, with serving answering throughout (scenario: :mod:`harness.chaos.learner`)."""
 import pytest
 
-from streamrec.chaos.learner import learner_crash
-from streamrec.model_store import remove_stale_temporaries
+from harness.chaos.learner import learner_crash
+from streamrec.contracts.model_store import remove_stale_temporaries
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -13,10 +13,10 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamrec.kafka import ensure_topics
-from streamrec.metric_catalogue import process_metrics
-from streamrec.replay import EventPublisher, publish_items
-from streamrec.processes import Proc
+from streamrec.kafka.config import ensure_topics
+from harness.metric_catalogue import process_metrics
+from harness.replay import EventPublisher, publish_items
+from harness.processes import Proc
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +102,7 @@ def test_every_process_exports_its_metrics_and_counters_move(settings, ml100k):
             time.sleep(0.5)
         assert all(moved.values()), f"counters that did not move: {[p for p, m in moved.items() if not m]}"
 
-        args = [sys.executable, "-m", "streamrec.cli", "status", "--once"]
+        args = [sys.executable, "-m", "harness.cli", "status", "--once"]
         for p, proc in procs.items():
             args += [f"--{p}-url", proc.url]
         shown = subprocess.run(args, capture_output=True, text=True, timeout=60)

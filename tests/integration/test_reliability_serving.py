@@ -3,7 +3,7 @@
 Admission is checked through serving's own ``/metrics``: what was counted, timed and shed,
 and why, against what the clients saw.
 
-The scenarios are :mod:`streamrec.chaos.serving` (``streamrec chaos`` runs longer versions);
+The scenarios are :mod:`harness.chaos.serving` (``streamrec chaos`` runs longer versions);
 these tests run them short and assert the guarantees on the rows they return.
 """
 from __future__ import annotations
@@ -15,10 +15,10 @@ from collections import Counter
 
 import pytest
 
-from streamrec.broker import free_port
-from streamrec.chaos.serving import _http_load, seed_topics, serving_overload, serving_restart
+from streamrec.kafka.embedded import free_port
+from harness.chaos.serving import _http_load, seed_topics, serving_overload, serving_restart
 from streamrec.client import AsyncRecClient, RecClient, RecUnavailable
-from streamrec.processes import Proc
+from harness.processes import Proc
 
 pytestmark = pytest.mark.integration
 

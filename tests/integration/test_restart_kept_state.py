@@ -2,11 +2,11 @@
 
 The new broker is empty and has another cluster id; the learner's checkpoint still holds
 offsets into the old log. Every new event must be learnt and applied, and the learner and
-serving must say on /readyz what happened (see :mod:`streamrec.chaos.restart`).
+serving must say on /readyz what happened (see :mod:`harness.chaos.restart`).
 """
 from __future__ import annotations
 
-from streamrec.chaos.restart import restart_kept_state
+from harness.chaos.restart import restart_kept_state
 from streamrec.settings import Settings
 from tests.conftest import DATA_DIR
 

@@ -19,13 +19,13 @@ import pytest
 from confluent_kafka import Producer
 
 from serving.process import ServingThread
-from streamrec import model_store
-from streamrec.broker import free_port
+from streamrec.contracts import model_store
+from streamrec.kafka.embedded import free_port
 from streamrec.client import AsyncRecClient, RecClient, TopicRecClient
-from streamrec.events import encode_events
-from streamrec.kafka import ensure_topics, producer_config
+from streamrec.contracts.events import encode_events
+from streamrec.kafka.config import ensure_topics, producer_config
 from streamrec.settings import Settings
-from streamrec.topics import EVENTS, ITEMS, MODEL_UPDATES
+from streamrec.contracts.topics import EVENTS, ITEMS, MODEL_UPDATES
 
 pytestmark = pytest.mark.integration
 

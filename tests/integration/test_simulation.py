@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-from streamrec.changelog import read_topic
-from streamrec.simulation.cli import print_report
-from streamrec.simulation.loop import Arm, SimulationConfig, run_simulation
-from streamrec.simulation.plots import plot_results
-from streamrec.topics import EVENTS
+from streamrec.kafka.changelog import read_topic
+from harness.simulation.cli import print_report
+from harness.simulation.loop import Arm, SimulationConfig, run_simulation
+from harness.simulation.plots import plot_results
+from streamrec.contracts.topics import EVENTS
 
 pytestmark = pytest.mark.integration
 

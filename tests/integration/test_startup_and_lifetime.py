@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.broker import EmbeddedBroker, free_port
-from streamrec.runfile import running_system
+from streamrec.kafka.embedded import EmbeddedBroker, free_port
+from streamrec.kafka.runfile import running_system
 from tests.conftest import DATA_DIR
 
 
@@ -62,7 +62,7 @@ def command_env(state_dir: Path, **extra: str) -> dict[str, str]:
 
 
 def run(args: list[str], env: dict[str, str], timeout: float = 120.0) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "streamrec.cli", *args], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -71,7 +71,7 @@ def up_serving(tmp_path):
     """``streamrec up --only serving`` with its embedded broker, in a process group of its own."""
     state = tmp_path / "state"
     env = command_env(state, STREAMREC_HTTP_PORT=str(free_port()))
-    proc = subprocess.Popen([sys.executable, "-m", "streamrec.cli", "up", "--only", "serving"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "up", "--only", "serving"], env=env,
                             stdout=open(tmp_path / "up.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
     left: list[int] = []
     try:

@@ -8,11 +8,11 @@ from collections import Counter
 import pytest
 from confluent_kafka import Consumer
 
-from streamrec.chaos.streams import compare, dataset_docs, reference, streams_crash, wait_for_states
-from streamrec.kafka import confluent_config, ensure_topics
-from streamrec.replay import EventPublisher, publish_items
-from streamrec.topics import EVENTS_DLQ
-from streamrec.processes import Proc
+from harness.chaos.streams import compare, dataset_docs, reference, streams_crash, wait_for_states
+from streamrec.kafka.config import confluent_config, ensure_topics
+from harness.replay import EventPublisher, publish_items
+from streamrec.contracts.topics import EVENTS_DLQ
+from harness.processes import Proc
 
 pytestmark = pytest.mark.integration
 

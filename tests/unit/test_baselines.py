@@ -6,7 +6,7 @@ import pytest
 from river import optim, reco
 
 from streamrec.baselines import DecayedPopular, ISGD, ItemKNN, MostPopular, RiverBiasedMF, RiverFunkMF
-from streamrec.events import Event
+from streamrec.contracts.events import Event
 
 
 def ev(u, i, t=0.0, v=None):

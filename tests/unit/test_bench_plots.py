@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from streamrec.bench.plots import latency_quantiles, write_bench_plot
-from streamrec.evaluation.report import main as report_main
+from harness.bench.plots import latency_quantiles, write_bench_plot
+from harness.evaluation.report import main as report_main
 
 Q = latency_quantiles(np.linspace(1.0, 50.0, 500))
 

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from streamrec.events import Event
-from streamrec.items import Item
-from streamrec.training import ContinualTrainer
+from streamrec.contracts.events import Event
+from streamrec.contracts.items import Item
+from learner.trainer import ContinualTrainer
 from tests.learner_helpers import small_settings
 
 pytest_plugins = ["tests.fixtures_learner"]
@@ -29,7 +29,7 @@ def test_minilm_neighbours_of_a_new_title_are_related(ml100k, text_encoder):
 
 
 def test_encoder_cache_makes_re_encoding_a_lookup(text_encoder, tmp_path):
-    from streamrec.content_encoder import ContentEncoder
+    from learner.content_encoder import ContentEncoder
 
     first = ContentEncoder(cache_dir=tmp_path)
     a = first.encode(["Heat (1995). Action, Crime", ""])

@@ -2,8 +2,8 @@
 import numpy as np
 
 from streamrec.baselines.item_knn import ItemKNN
-from streamrec.cooccurrence import Cooccurrence, blend
-from streamrec.events import Event
+from streamrec.state.cooccurrence import Cooccurrence, blend
+from streamrec.contracts.events import Event
 
 
 def _stream(n_users=30, n_items=25, per_user=8, seed=3):

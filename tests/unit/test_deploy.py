@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.metric_catalogue import PROCESS_METRIC_MODULES, exported_sample_names, process_metrics
+from harness.metric_catalogue import PROCESS_METRIC_MODULES, exported_sample_names, process_metrics
 from streamrec.settings import Settings
 
 yaml = pytest.importorskip("yaml", reason="PyYAML (a dependency of the text extra) is needed to read the configs")

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from streamrec.evaluation import metrics
+from harness.evaluation import metrics
 
 
 def test_accuracy_on_four_requests():

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 
 from serving.trending import DecayedPopularity
-from streamrec.evaluation.prequential import MethodRun, plan_stream
-from streamrec.evaluation.real_path import agreement
-from streamrec.evaluation.system_variants import OnlineVectorsVariant
-from streamrec.events import Event
+from harness.evaluation.prequential import MethodRun, plan_stream
+from harness.evaluation.real_path import agreement
+from harness.evaluation.system_variants import OnlineVectorsVariant
+from streamrec.contracts.events import Event
 from streamrec.settings import Settings
 
 

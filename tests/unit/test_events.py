@@ -5,7 +5,7 @@ import math
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from streamrec.events import EVENT_TYPES, REASONS, encode_events, parse_message
+from streamrec.contracts.events import EVENT_TYPES, REASONS, encode_events, parse_message
 from streamrec.settings import Settings
 
 S = Settings()
@@ -107,7 +107,7 @@ def test_a_null_value_is_its_own_reason():
 
 
 def test_decode_message_sets_apart_events_of_another_partition():
-    from streamrec.events import decode_message, owner_partition
+    from streamrec.contracts.events import decode_message, owner_partition
 
     s = Settings(partitions=4)
     users = [f"u{k}" for k in range(8)]
@@ -122,7 +122,7 @@ def test_decode_message_sets_apart_events_of_another_partition():
 
 def test_dead_letters_too_big_to_copy_become_small_records_keyed_by_position():
     from streams.batch import DeadLetter, Record, Reroute
-    from streamrec.events import Event, Rejection
+    from streamrec.contracts.events import Event, Rejection
 
     big = DeadLetter(Record("events", 2, 9, b"x" * 1000, 0.0), Rejection("bad_json", "junk"), copy_limit=100)
     stub = json.loads(big.value())

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from streamrec.logging_setup import configure_logging
+from streamrec.observability.logging_setup import configure_logging
 from streamrec.settings import Settings
 
 

@@ -3,14 +3,15 @@ import numpy as np
 import pytest
 import torch
 
-from streamrec.checkpoint import checkpoint_bytes, load_checkpoint, save_checkpoint
-from streamrec.events import Event
-from streamrec.gate import EvaluationGate, ranking_metrics
-from streamrec.items import Item
-from streamrec.model import TwoTower, user_encoder_from_snapshot
-from streamrec.model_store import load_version, write_version
-from streamrec.ranking_loss import LOSSES, ranking_loss
-from streamrec.training import ContinualTrainer, _to_torch
+from learner.checkpoint import checkpoint_bytes, load_checkpoint, save_checkpoint
+from streamrec.contracts.events import Event
+from learner.gate import EvaluationGate, ranking_metrics
+from streamrec.contracts.items import Item
+from learner.model import TwoTower
+from streamrec.ranking.user_encoder import user_encoder_from_snapshot
+from streamrec.contracts.model_store import load_version, write_version
+from learner.ranking_loss import LOSSES, ranking_loss
+from learner.trainer import ContinualTrainer, _to_torch
 from tests.learner_helpers import small_settings
 
 

@@ -1,7 +1,7 @@
 """Model announcements are not trusted: the checks of model_store.load_version and the follower's rules.
 
 Real files on disk (regular files, symbolic links, a FIFO); no Kafka: the follower's decision
-logic (:class:`streamrec.model_follower._Follower`) is fed decoded announcements directly.
+logic (:class:`streamrec.kafka.model_follower._Follower`) is fed decoded announcements directly.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamrec.model_follower import _Follower, refusal_reason
-from streamrec.model_store import (Announcement, ChecksumMismatch, LoadPolicy, ModelRefused, check_signature,
+from streamrec.kafka.model_follower import _Follower, refusal_reason
+from streamrec.contracts.model_store import (Announcement, ChecksumMismatch, LoadPolicy, ModelRefused, check_signature,
                                    load_version, models_dir, write_version)
 from streamrec.settings import Settings
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from streamrec.online_metrics import (
+from streamrec.observability.online_metrics import (
     ExposureWindow,
     OnlineAccuracy,
     OnlineQuality,

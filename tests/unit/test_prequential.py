@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from streamrec.baselines import ItemKNN, MostPopular
-from streamrec.datasets import Dataset
-from streamrec.evaluation import cli, report
-from streamrec.evaluation.prequential import plan_stream, prequential, run_method
-from streamrec.items import Item
+from harness.datasets import Dataset
+from harness.evaluation import cli, report
+from harness.evaluation.prequential import plan_stream, prequential, run_method
+from streamrec.contracts.items import Item
 
 
 def toy(rows: list[tuple[str, str]]) -> Dataset:

@@ -1,5 +1,5 @@
 """The README is the front door: it must open with the two commands and list every setting."""
-from streamrec.readme_tables import README, render
+from harness.readme_tables import README, render
 
 
 def test_readme_opens_with_the_two_commands():

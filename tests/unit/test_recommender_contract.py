@@ -1,6 +1,6 @@
 """One conformance suite that every recommender — baselines and system variants — runs.
 
-The parametrisation comes from :func:`streamrec.evaluation.methods.available_methods`, so a
+The parametrisation comes from :func:`harness.evaluation.methods.available_methods`, so a
 method registered there is held to the same contract without touching this file.
 """
 from __future__ import annotations
@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamrec.evaluation.methods import available_methods
-from streamrec.events import Event
-from streamrec.recommender import Recommender, top_k_rows
+from harness.evaluation.methods import available_methods
+from streamrec.contracts.events import Event
+from streamrec.ranking.recommender import Recommender, top_k_rows
 
 METHODS = available_methods()
 K = 10

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.stats import chisquare
 
-from streamrec.replay_buffer import ReplayBuffer
+from learner.replay_buffer import ReplayBuffer
 
 COLUMNS = {"x": ((), np.int64), "pair": ((2,), np.float32)}
 

@@ -2,7 +2,7 @@
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from streamrec.rerank import ExplorePool, exploration_slots, mmr, rerank
+from streamrec.ranking.rerank import ExplorePool, exploration_slots, mmr, rerank
 
 
 def _setup(n=40, dim=8, seed=0):

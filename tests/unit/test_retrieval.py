@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from streamrec.retrieval import VectorIndex
+from streamrec.ranking.retrieval import VectorIndex
 
 
 def _vectors(n, dim=16, seed=0):

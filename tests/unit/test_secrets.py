@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from streamrec import settings_cli
-from streamrec.logging_setup import configure_logging
+from harness import settings_cli
+from streamrec.observability.logging_setup import configure_logging
 from streamrec.settings import Settings, is_secret
 
 PASSWORD, TOKEN = "hunter2-sasl-Pw", "adm1n-t0ken-xyz"

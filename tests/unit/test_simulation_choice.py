@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamrec.simulation.choice import NO_CHOICE, ChoiceModel
-from streamrec.simulation.loop import Arm
-from streamrec.simulation.preferences import TruePreferences, encode_ids, fit_preferences, load_or_fit, rmse
-from streamrec.simulation.round_metrics import jaccard_overlap, round_summary, sample_pairs
+from harness.simulation.choice import NO_CHOICE, ChoiceModel
+from harness.simulation.loop import Arm
+from harness.simulation.preferences import TruePreferences, encode_ids, fit_preferences, load_or_fit, rmse
+from harness.simulation.round_metrics import jaccard_overlap, round_summary, sample_pairs
 
 N = 40_000   # simulated users per statistical check: standard errors well below the tolerances
 

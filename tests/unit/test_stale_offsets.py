@@ -1,5 +1,5 @@
-"""Which checkpoint offsets a restarted learner may trust (pure logic of streamrec.checkpoint)."""
-from streamrec.checkpoint import stale_offsets
+"""Which checkpoint offsets a restarted learner may trust (pure logic of learner.checkpoint)."""
+from learner.checkpoint import stale_offsets
 
 
 def test_offsets_within_the_log_are_trusted():

@@ -8,10 +8,10 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from streamrec.broker import free_port
-from streamrec.metrics_scrape import Scrape, SystemView, histogram_quantile, scrape_all
-from streamrec.observability import add_health_routes
-from streamrec.status import main
+from streamrec.kafka.embedded import free_port
+from harness.metrics_scrape import Scrape, SystemView, histogram_quantile, scrape_all
+from streamrec.observability.health import add_health_routes
+from harness.status import main
 
 
 class MetricsServer:
@@ -158,7 +158,7 @@ def test_histogram_quantile_edges():
 
 
 def test_metrics_table_lists_what_the_modules_export(capsys):
-    from streamrec.metric_catalogue import process_metrics
+    from harness.metric_catalogue import process_metrics
 
     catalogue = process_metrics()
     if not catalogue:

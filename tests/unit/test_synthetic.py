@@ -1,7 +1,7 @@
 """The synthetic generator: power-law popularity and drifting interests, deterministically."""
 import numpy as np
 
-from streamrec.synthetic import _topic_at_each_event, generate
+from harness.synthetic import _topic_at_each_event, generate
 
 
 def test_deterministic_sorted_and_power_law():

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamrec.evaluation.prequential import prequential
-from streamrec.evaluation.system_variants import LearnerVariant, OnlineVectorsVariant
+from harness.evaluation.prequential import prequential
+from harness.evaluation.system_variants import LearnerVariant, OnlineVectorsVariant
 from streamrec.settings import Settings
 
 FAST = Settings(learner_use_text=False, learner_train_every_events=300, learner_min_events=50,
@@ -32,7 +32,7 @@ def test_learner_variant_trains_and_turns_off_the_wall_clock_trigger(ml100k):
 
 
 def test_online_vectors_are_user_state_means():
-    from streamrec.events import Event
+    from streamrec.contracts.events import Event
 
     rec = OnlineVectorsVariant(settings=Settings(user_vector_half_life_s=1e12))
     rec.set_catalogue(["a", "b", "c"])
@@ -53,7 +53,7 @@ def test_sweep_points_come_out_of_one_run(ml100k):
 
 
 def test_cooccurrence_blend_is_the_model_plus_the_cooccurrence_scorer(ml100k):
-    from streamrec.cooccurrence import blend
+    from streamrec.state.cooccurrence import blend
 
     plain = LearnerVariant("model", FAST, observe_batch=100)
     hybrid = LearnerVariant("hybrid", FAST, observe_batch=100, cooccurrence=True)

@@ -1,10 +1,10 @@
 """Idempotent application of events to user state, and the codec."""
 import numpy as np
 
-from streamrec.events import Event
-from streamrec.item_vectors import ItemVectors
+from streamrec.contracts.events import Event
+from streamrec.state.item_vectors import ItemVectors
 from streamrec.settings import Settings
-from streamrec.user_state import UserState, decode_state
+from streamrec.state.user_state import UserState, decode_state
 from streams.batch import BatchProcessor, Record
 
 S = Settings()
@@ -72,7 +72,7 @@ def test_batch_processor_counts_popularity_once_across_restarts():
     again = proc.process(recs, users, pops)
     assert out.applied == 2 and again.applied == 0 and again.replayed == 2
     assert again.user_writes == {} and again.popularity_writes == {}
-    from streamrec.popularity import Popularity
+    from streamrec.state.popularity import Popularity
     assert Popularity.decode(pops["2/x"]).count == 2
 
 

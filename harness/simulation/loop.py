@@ -1,0 +1,246 @@
+"""The closed loop: the live system recommends, simulated users choose, choices flow back.
+
+Protocol (:func:`run_simulation`):
+
+1. **True preferences.** A biased matrix factorisation fitted to *every* rating of the
+   dataset (:mod:`harness.simulation.preferences`), cached under the state directory.
+2. **Systems.** One live system per arm (:class:`harness.simulation.system.ArmSystem`),
+   all started at once on the same broker, each under its own topic prefix.
+3. **Warm-up.** Each arm gets the same first ``warmup_fraction`` of the events in timestamp
+   order (catalogue included) through Kafka, then the simulator waits until serving shows
+   them and (with the learner) until a trained model version is live.
+4. **Users.** ``users`` MovieLens users with at least ``min_history`` warm-up events, drawn
+   with the seed. Each keeps the set of items consumed (warm-up history plus choices): a
+   consumed item is never chosen again (people rarely re-watch a film because it was
+   recommended twice) but still counts as served.
+5. **Rounds.** In round ``r`` every arm is asked ``POST /recommendations`` for every user
+   with the arm's ``diversity`` and ``exploration`` options; each user chooses by
+   :class:`harness.simulation.choice.ChoiceModel` with a generator seeded by
+   ``(seed, r)`` — the same random numbers in every arm (common random numbers: differences
+   between arms come from the lists, not from the dice). Each choice is published as a
+   ``click`` event at event time ``warm-up end + (r + 1) * round_seconds`` (plus a
+   millisecond per user), with a unique ``event_id``. Before round ``r + 1`` the simulator
+   waits until serving shows every user's newest event and the learner has consumed them.
+6. **Metrics per round and arm** (:func:`harness.simulation.round_metrics.round_summary`):
+   mean true utility of the chosen items and of the served slots, the choice rate (the
+   complement is the outside option), exposure coverage / Gini / entropy of the round's
+   lists, homogenisation (mean Jaccard between users' lists), intra-list diversity in
+   true-taste space, and the oracle's utility (best ``k`` unconsumed items) as reference.
+   Cumulative coverage (share of the catalogue shown at least once so far) too.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from streamrec.settings import Settings
+from harness.simulation.choice import ChoiceModel
+from harness.simulation.preferences import load_or_fit
+from harness.simulation.round_metrics import round_summary, sample_pairs
+from harness.simulation.system import ArmSystem
+
+
+@dataclass(frozen=True)
+class Arm:
+    """A named configuration of request options, e.g. ``diverse:diversity=0.5,exploration=0.2``."""
+
+    name: str
+    diversity: float = 0.0
+    exploration: float = 0.0
+
+    @classmethod
+    def parse(cls, spec: str) -> "Arm":
+        name, _, options = spec.partition(":")
+        if not name or not name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"arm {spec!r}: the name must be letters, digits, - or _")
+        values: dict[str, float] = {}
+        for part in filter(None, options.split(",")):
+            key, _, raw = part.partition("=")
+            if key.strip() not in ("diversity", "exploration"):
+                raise ValueError(f"arm {spec!r}: unknown option {key!r} (diversity, exploration)")
+            value = float(raw)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"arm {spec!r}: {key} must be in [0, 1]")
+            values[key.strip()] = value
+        return cls(name, **values)
+
+
+@dataclass
+class SimulationConfig:
+    users: int = 200
+    rounds: int = 30
+    k: int = 10
+    seed: int = 0
+    arms: list[Arm] = field(default_factory=lambda: [Arm("plain", 0.0, 0.0), Arm("diverse", 0.5, 0.2)])
+    warmup_fraction: float = 0.5
+    min_history: int = 5
+    round_seconds: float = 86_400.0
+    learner: bool = True
+    streams: bool = True
+    learn_every: int = 0            # learner cycle every this many events (0: users, ~one per 1-2 rounds)
+    choice: ChoiceModel = field(default_factory=ChoiceModel)
+    max_pairs: int = 5_000
+    visible_timeout: float = 30.0
+    first_model_timeout: float = 240.0
+    pref_dim: int = 16
+    pref_reg: float = 0.1
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["arms"] = [dataclasses.asdict(a) for a in self.arms]
+        return out
+
+
+class Population:
+    """The simulated users: who they are, their true utilities, and what they have consumed."""
+
+    def __init__(self, prefs, dataset, warm: int, config: SimulationConfig):
+        user_row = {u: r for r, u in enumerate(prefs.user_ids)}
+        self.item_row = {i: r for r, i in enumerate(prefs.item_ids)}
+        warm_users = np.asarray(dataset.user_ids[:warm], dtype=str)
+        ids, counts = np.unique(warm_users, return_counts=True)
+        eligible = ids[counts >= config.min_history]
+        if len(eligible) < config.users:
+            raise ValueError(f"only {len(eligible)} users have {config.min_history}+ warm-up events "
+                             f"(asked for {config.users})")
+        rng = np.random.default_rng([config.seed, 1])
+        self.user_ids = sorted(rng.choice(eligible, size=config.users, replace=False).tolist(), key=int_or_str)
+        self.utilities = prefs.utilities(np.array([user_row[u] for u in self.user_ids]))
+        self.consumed = np.zeros_like(self.utilities, dtype=bool)
+        position = {u: j for j, u in enumerate(self.user_ids)}
+        for u, i in zip(warm_users, np.asarray(dataset.item_ids[:warm], dtype=str)):
+            j = position.get(u)
+            if j is not None and i in self.item_row:
+                self.consumed[j, self.item_row[i]] = True
+
+    def rows(self, item_ids: list[list[str]], k: int) -> np.ndarray:
+        out = np.full((len(item_ids), k), -1, dtype=np.int64)
+        for j, items in enumerate(item_ids):
+            for p, item_id in enumerate(items[:k]):
+                out[j, p] = self.item_row.get(item_id, -1)
+        return out
+
+    def oracle(self, k: int) -> np.ndarray:
+        """Mean true utility of each user's best ``k`` items not consumed yet."""
+        free = np.where(self.consumed, -np.inf, self.utilities)
+        best = -np.partition(-free, k - 1, axis=1)[:, :k]
+        return np.where(np.isfinite(best), best, np.nan).mean(axis=1)
+
+
+def int_or_str(value: str):
+    return (0, int(value), "") if value.isdigit() else (1, 0, value)
+
+
+def play_round(system: ArmSystem, arm: Arm, population: Population, config: SimulationConfig, round_index: int,
+               t_round: float, pairs: np.ndarray, item_vectors: np.ndarray) -> tuple[dict, dict[str, float]]:
+    """Ask, choose, publish. Returns the round's metrics and ``{user: newest event time}``."""
+    started = time.monotonic()
+    responses = [system.recommend(u, config.k, arm.diversity, arm.exploration) for u in population.user_ids]
+    ask_s = time.monotonic() - started
+    lists = population.rows([[i["item_id"] for i in r["items"]] for r in responses], config.k)
+    valid = lists >= 0
+    users = np.arange(len(lists))[:, None]
+    utilities = np.where(valid, population.utilities[users, np.where(valid, lists, 0)], np.nan)
+    repeat = valid & population.consumed[users, np.where(valid, lists, 0)]
+    oracle = population.oracle(config.k)
+    rng = np.random.default_rng([config.seed, 2, round_index])   # the same in every arm
+    chosen = config.choice.choose(np.where(repeat, np.nan, utilities), rng)
+    stats = round_summary(lists, utilities, chosen, len(population.item_row), pairs, oracle, item_vectors)
+    events, newest = [], {}
+    for j in np.flatnonzero(chosen >= 0):
+        row = lists[j, chosen[j]]
+        population.consumed[j, row] = True
+        user_id = population.user_ids[j]
+        stamp = t_round + j * 1e-3
+        events.append({"user_id": user_id, "item_id": responses[j]["items"][chosen[j]]["item_id"],
+                       "event_type": "click", "timestamp": stamp,
+                       "event_id": f"sim-{arm.name}-{config.seed}-{round_index}-{user_id}"})
+        newest[user_id] = stamp
+    system.publish(events)
+    versions = [r.get("model_version", 0) for r in responses]
+    stats.update(round=round_index, events=len(events), repeat_share=float(repeat[valid].mean()) if valid.any() else 0.0,
+                 model_version_min=int(min(versions)), model_version_max=int(max(versions)),
+                 ask_seconds=round(ask_s, 3), lists=lists)
+    return stats, newest
+
+
+def run_simulation(config: SimulationConfig, settings: Settings, dataset, run_dir: Path,
+                   progress: Callable[[str], None] = lambda message: None) -> dict:
+    """Run every arm through ``config.rounds`` rounds; returns the JSON-ready results."""
+    started = time.monotonic()
+    prefs, cache_path, cached = load_or_fit(dataset, Path(settings.state_dir) / "simulation",
+                                            dim=config.pref_dim, reg=config.pref_reg, seed=config.seed)
+    progress(f"true preferences: {'loaded' if cached else 'fitted'} ({cache_path})")
+    warm = int(len(dataset) * config.warmup_fraction)
+    population = Population(prefs, dataset, warm, config)
+    pairs = sample_pairs(config.users, config.max_pairs, np.random.default_rng([config.seed, 3]))
+    learn_every = config.learn_every or config.users
+    systems: dict[str, ArmSystem] = {}
+    populations = {arm.name: _copy_population(population) for arm in config.arms}
+    history: dict[str, list[dict]] = {arm.name: [] for arm in config.arms}
+    try:
+        for arm in config.arms:
+            arm_settings = settings.replace(
+                topic_prefix=f"{settings.topic_prefix}sim-{run_dir.name}-{arm.name}-",
+                state_dir=run_dir / "state" / arm.name, learner_train_every_s=0.0,
+                learner_train_every_events=learn_every)
+            systems[arm.name] = ArmSystem(arm.name, arm_settings, learner=config.learner,
+                                          streams=config.streams).start()
+        for name, system in systems.items():
+            system.wait_ready()
+            progress(f"{name}: processes ready ({', '.join(system.procs)})")
+        t_warm = float(dataset.timestamps[warm - 1])
+        for name, system in systems.items():
+            system.warm_up(dataset, warm)
+        simulated = set(population.user_ids)
+        last_warm = {u: float(t) for u, t in zip(np.asarray(dataset.user_ids[:warm], dtype=str),
+                                                  dataset.timestamps[:warm]) if u in simulated}
+        for name, system in systems.items():
+            missing = system.wait_visible(last_warm, config.visible_timeout * 4)
+            version = system.wait_first_model(config.first_model_timeout)
+            progress(f"{name}: warmed up with {warm} events ({missing} users not visible), model version {version}")
+        for r in range(config.rounds):
+            t_round = t_warm + (r + 1) * config.round_seconds
+            newest_by_arm = {}
+            for arm in config.arms:
+                stats, newest = play_round(systems[arm.name], arm, populations[arm.name], config, r, t_round,
+                                           pairs, prefs.item_factors)
+                newest_by_arm[arm.name] = newest
+                history[arm.name].append(stats)
+            for arm in config.arms:
+                system, stats = systems[arm.name], history[arm.name][-1]
+                t0 = time.monotonic()
+                stats["not_visible"] = system.wait_visible(newest_by_arm[arm.name], config.visible_timeout)
+                learner = system.sync_learner(config.visible_timeout)
+                stats["sync_seconds"] = round(time.monotonic() - t0, 3)
+                stats["learner_cycles"] = int(learner.get("cycles", 0))
+            progress("round {}/{}: ".format(r + 1, config.rounds) + ", ".join(
+                f"{a.name} utility {history[a.name][-1]['utility_chosen']:.3f} jaccard {history[a.name][-1]['jaccard']:.3f}"
+                for a in config.arms))
+    finally:
+        logs = {name: system.logs() for name, system in systems.items()}
+        for system in systems.values():
+            system.stop()
+    n_items = len(prefs.item_ids)
+    for rounds in history.values():
+        shown = np.zeros(n_items, dtype=bool)
+        for stats in rounds:
+            lists = stats.pop("lists")
+            shown[lists[lists >= 0]] = True
+            stats["coverage_cumulative"] = float(shown.mean())
+    return {"config": config.to_dict(), "preferences": {"cache": str(cache_path), "loaded_from_cache": cached},
+            "warmup_events": warm, "user_ids": population.user_ids, "arms": history, "logs": logs,
+            "topic_prefixes": {name: system.settings.topic_prefix for name, system in systems.items()},
+            "seconds": round(time.monotonic() - started, 1)}
+
+
+def _copy_population(population: Population) -> Population:
+    twin = object.__new__(Population)
+    twin.__dict__.update(population.__dict__)
+    twin.consumed = population.consumed.copy()   # each arm's users consume on their own
+    return twin

@@ -1,0 +1,223 @@
+"""The event contract (topic ``events``) and its validation.
+
+An event is a JSON object; a message may also carry a JSON array of them (a packed
+batch). Validation is strict and cheap: each element is checked on its own, valid
+ones become :class:`Event`, invalid ones become :class:`Rejection` with a reason code
+that the streams worker puts on the dead-letter topic together with the original bytes.
+
+Examples
+--------
+>>> from streamrec.settings import Settings
+>>> ok, bad = parse_message(b'{"user_id": 1, "item_id": "a", "event_type": "click",'
+...                         b' "timestamp": 1.5e9}', Settings())
+>>> ok[0].user_id, ok[0].item_id, bad
+('1', 'a', [])
+>>> parse_message(b'{"user_id": 1}', Settings())[1][0].reason
+'missing_field'
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Iterable
+
+from streamrec.settings import Settings
+from streamrec.contracts.topics import partition_for
+
+EVENT_TYPES = ("view", "click", "add_to_cart", "purchase", "rating")
+_EVENT_TYPES = frozenset(EVENT_TYPES)
+REQUIRED = ("user_id", "item_id", "event_type", "timestamp")
+KNOWN_FIELDS = frozenset(REQUIRED + ("value", "event_id"))
+
+# Reason codes carried in the ``reason`` header of dead-letter records.
+REASONS = (
+    "null_value", "oversized", "bad_encoding", "bad_json", "not_an_object", "missing_field", "bad_type",
+    "bad_id", "unknown_event_type", "non_finite", "number_too_large", "timestamp_out_of_range",
+    "empty_batch",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    user_id: str
+    item_id: str
+    event_type: str
+    timestamp: float
+    value: float | None = None
+    event_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"user_id": self.user_id, "item_id": self.item_id,
+                             "event_type": self.event_type, "timestamp": self.timestamp}
+        if self.value is not None:
+            d["value"] = self.value
+        if self.event_id is not None:
+            d["event_id"] = self.event_id
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: str
+    detail: str
+    index: int | None = None  # position inside a packed batch, None for the whole message
+    original: bytes | None = None  # the element's own JSON when it came from a packed batch
+
+    def describe(self) -> str:
+        where = "" if self.index is None else f" (element {self.index})"
+        return f"{self.reason}: {self.detail}{where}"
+
+
+class InvalidEvent(ValueError):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+def _ident(obj: dict, name: str, max_len: int) -> str:
+    v = obj[name]
+    if isinstance(v, bool) or not isinstance(v, (str, int)):
+        raise InvalidEvent("bad_type", f"{name} must be a string or an integer, got {type(v).__name__}")
+    s = v if isinstance(v, str) else str(v)
+    if not s or len(s) > max_len or not s.isprintable():
+        raise InvalidEvent("bad_id", f"{name} must be 1..{max_len} printable characters")
+    return s
+
+
+def _number(obj: dict, name: str) -> float:
+    v = obj[name]
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise InvalidEvent("bad_type", f"{name} must be a number, got {type(v).__name__}")
+    try:
+        f = float(v)
+    except OverflowError:   # JSON integers are unbounded; a float is not
+        raise InvalidEvent("number_too_large", f"{name} does not fit a 64-bit float") from None
+    if not math.isfinite(f):
+        raise InvalidEvent("non_finite", f"{name} must be finite")
+    return f
+
+
+def validate(obj: Any, settings: Settings, now: float | None = None) -> Event:
+    """Turn one decoded JSON value into an :class:`Event` or raise :class:`InvalidEvent`."""
+    if not isinstance(obj, dict):
+        raise InvalidEvent("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
+    for name in REQUIRED:
+        if name not in obj or obj[name] is None:
+            raise InvalidEvent("missing_field", f"{name} is required")
+    user_id = _ident(obj, "user_id", settings.max_id_length)
+    item_id = _ident(obj, "item_id", settings.max_id_length)
+    event_type = obj["event_type"]
+    if not isinstance(event_type, str):
+        raise InvalidEvent("bad_type", "event_type must be a string")
+    if event_type not in _EVENT_TYPES:
+        raise InvalidEvent("unknown_event_type", f"{event_type[:40]!r} is not one of {', '.join(EVENT_TYPES)}")
+    ts = _number(obj, "timestamp")
+    now = time.time() if now is None else now
+    if ts < settings.min_timestamp or ts > now + settings.max_future_skew_s:
+        raise InvalidEvent("timestamp_out_of_range", f"timestamp {ts} is outside the accepted range")
+    value = _number(obj, "value") if obj.get("value") is not None else None
+    event_id = _ident(obj, "event_id", settings.max_id_length) if obj.get("event_id") is not None else None
+    return Event(user_id, item_id, event_type, ts, value, event_id)
+
+
+def _reject_constant(name: str) -> float:
+    raise InvalidEvent("non_finite", f"{name} is not valid JSON")
+
+
+def parse_message(raw: bytes | None, settings: Settings,
+                  now: float | None = None) -> tuple[list[Event], list[Rejection]]:
+    """Validate one Kafka message value: a single event or a packed JSON array of them."""
+    if raw is None:
+        return [], [Rejection("null_value", "the message has no value (a null / tombstone)")]
+    if len(raw) > settings.max_message_bytes:
+        return [], [Rejection("oversized", f"{len(raw)} bytes > {settings.max_message_bytes}")]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return [], [Rejection("bad_encoding", f"not UTF-8: {exc.reason}")]
+    try:
+        # NaN / Infinity are not JSON; Python accepts them unless told otherwise.
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except InvalidEvent as exc:
+        return [], [Rejection(exc.reason, exc.detail)]
+    except (ValueError, RecursionError) as exc:
+        return [], [Rejection("bad_json", str(exc)[:200])]
+    now = time.time() if now is None else now
+    if isinstance(doc, list):
+        if not doc:
+            return [], [Rejection("empty_batch", "packed batch holds no events")]
+        events, rejections = [], []
+        for i, element in enumerate(doc):
+            try:
+                events.append(validate(element, settings, now))
+            except InvalidEvent as exc:
+                original = json.dumps(element, separators=(",", ":")).encode()
+                rejections.append(Rejection(exc.reason, exc.detail, i, original))
+        return events, rejections
+    try:
+        return [validate(doc, settings, now)], []
+    except InvalidEvent as exc:
+        return [], [Rejection(exc.reason, exc.detail)]
+
+
+def encode_events(events: Iterable[Event | dict]) -> bytes:
+    """Encode one event, or a packed batch when given several."""
+    docs = [e.to_dict() if isinstance(e, Event) else e for e in events]
+    doc: Any = docs[0] if len(docs) == 1 else docs
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+Position = tuple[int, int, int]   # (partition, offset, index among the message's valid events)
+
+
+@dataclass(slots=True)
+class DecodedMessage:
+    """One ``events`` message as every consumer sees it (see :func:`decode_message`)."""
+
+    events: list[tuple[Event, Position]]            # valid, and their user belongs to this partition
+    misrouted: list[tuple[Event, Position, int]]    # valid, but their user's partition is the int
+    rejections: list[Rejection]
+
+
+@lru_cache(maxsize=1 << 16)
+def owner_partition(user_id: str, partitions: int) -> int:
+    """The partition a user's events belong to: Kafka's default partitioner on the key."""
+    return partition_for(user_id.encode("utf-8", "surrogatepass"), partitions)
+
+
+def decode_message(raw: bytes | None, partition: int, offset: int, settings: Settings,
+                   partitions: int | None = None, now: float | None = None) -> DecodedMessage:
+    """Validate one message read from ``partition``/``offset`` of ``events``: the one input rule.
+
+    The streams worker, serving's replica and the learner all call this, so they accept,
+    reject and locate events identically. An event is *misrouted* when its user's partition
+    (Kafka's default partitioner on ``user_id``, over ``partitions``, default
+    ``settings.partitions``) is not the one it arrived on: a producer with another
+    partitioner, no key, or a packed batch mixing users. Consumers never apply a misrouted
+    event where it arrived; the streams worker re-publishes it to its user's partition,
+    where everyone applies it (see :mod:`streams.batch`).
+
+    Examples
+    --------
+    >>> s = Settings(partitions=4)
+    >>> m = decode_message(b'{"user_id": "u1", "item_id": "a", "event_type": "view", "timestamp": 1e9}',
+    ...                    owner_partition("u1", 4), 7, s)
+    >>> [(ev.user_id, pos[1:]) for ev, pos in m.events], m.misrouted, m.rejections
+    ([('u1', (7, 0))], [], [])
+    >>> decode_message(None, 0, 8, s).rejections[0].reason
+    'null_value'
+    """
+    events, rejections = parse_message(raw, settings, now)
+    n = partitions or settings.partitions
+    located: list[tuple[Event, Position]] = []
+    misrouted: list[tuple[Event, Position, int]] = []
+    for index, ev in enumerate(events):
+        owner = owner_partition(ev.user_id, n)
+        if owner == partition:
+            located.append((ev, (partition, offset, index)))
+        else:
+            misrouted.append((ev, (partition, offset, index), owner))
+    return DecodedMessage(located, misrouted, rejections)

@@ -1,0 +1,146 @@
+"""Per-user state, its idempotent update, and its codec.
+
+The streams worker keeps one :class:`UserState` per user in a changelog-backed Faust
+table; serving and the learner decode the same bytes with :func:`decode_state`.
+
+Exactly-once application on an at-least-once stream
+----------------------------------------------------
+Faust commits offsets after processing, so a crash replays the uncommitted tail while
+the table (restored from its changelog) may already contain some of those events. Every
+state therefore carries a *watermark* per source partition: the (offset, index within a
+packed message) of the last event applied. All of a user's events come from one
+partition in offset order, so an event at or below the watermark has been applied and is
+skipped. The watermark is written in the same changelog record as the state it guards, so
+the two can never disagree. Separately, the user's window of recent ``event_id`` values
+(:mod:`streamrec.state.dedup`, the rule every consumer of ``events`` shares) drops duplicates that
+a producer sent twice at different offsets (a replay of the *same* position is not a
+duplicate, it is the watermark's job).
+
+Examples
+--------
+>>> from streamrec.contracts.events import Event
+>>> s = UserState.empty(dim=4)
+>>> ev = Event("u", "i", "click", 100.0)
+>>> vec = np.ones((1, 4), dtype=np.float32)
+>>> s.apply([ev], vec, [(0, 5, 0)], weights={"click": 1.0}, half_life=60.0,
+...         recent_limit=10, dedup_limit=10).applied
+[0]
+>>> s.apply([ev], vec, [(0, 5, 0)], weights={"click": 1.0}, half_life=60.0,
+...         recent_limit=10, dedup_limit=10).applied   # the same offset again: skipped
+[]
+>>> decode_state(s.encode()).counts
+{'click': 1}
+"""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from streamrec.state.dedup import is_duplicate, remember
+from streamrec.contracts.events import Event
+
+CODEC_VERSION = 1
+
+
+class Applied(NamedTuple):
+    applied: list[int]   # indices applied by this call
+    unique: list[int]    # indices that are not event_id duplicates (applied now or earlier)
+
+
+@dataclass
+class UserState:
+    # (item_id, event_type, timestamp), oldest first, at most recent_limit entries.
+    recent: list[tuple[str, str, float]]
+    counts: dict[str, int]
+    last_event_time: float
+    vector: np.ndarray          # float32, decayed event-type-weighted mean of item vectors
+    weight: float               # total decayed weight behind ``vector``
+    vector_time: float          # event time the vector's decay is anchored at
+    watermarks: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # event_id -> the position it was first applied at (insertion-ordered, bounded)
+    event_ids: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    applied: int = 0            # events applied, for idempotency checks
+    # Every item the user had (insertion-ordered, bounded): what serving never recommends again.
+    seen: dict[str, None] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, dim: int) -> "UserState":
+        return cls([], {}, 0.0, np.zeros(dim, dtype=np.float32), 0.0, 0.0)
+
+    def apply(self, events: Sequence[Event], item_vectors: np.ndarray,
+              positions: Sequence[tuple[int, int, int]], *, weights: dict[str, float],
+              half_life: float, recent_limit: int, dedup_limit: int, seen_limit: int = 5000) -> Applied:
+        """Apply events (in source order) once each.
+
+        ``positions[k]`` is (partition, offset, index within the packed message) of
+        ``events[k]``; ``item_vectors[k]`` is the current vector of its item. Returns the
+        indices applied now and the indices that are not duplicates at all (applied now or
+        before), which other idempotent aggregates (popularity) count against their own
+        watermarks.
+        """
+        applied: list[int] = []
+        unique: list[int] = []
+        for k, (ev, pos) in enumerate(zip(events, positions)):
+            partition, offset, index = pos
+            if is_duplicate(self.event_ids, ev.event_id, pos):
+                continue  # the same event_id seen at another position: a duplicate
+            unique.append(k)
+            mark = self.watermarks.get(partition)
+            if mark is not None and (offset, index) <= mark:
+                continue  # at or below the watermark: applied before a restart
+            self.watermarks[partition] = (offset, index)
+            remember(self.event_ids, ev.event_id, (partition, offset, index), dedup_limit)
+            applied.append(k)
+        if not applied:
+            return Applied(applied, unique)
+        evs = [events[k] for k in applied]
+        for ev in evs:
+            self.counts[ev.event_type] = self.counts.get(ev.event_type, 0) + 1
+        self.recent.extend((ev.item_id, ev.event_type, ev.timestamp) for ev in evs)
+        for ev in evs:
+            self.seen.pop(ev.item_id, None)  # re-insert: the oldest-touched item is evicted first
+            self.seen[ev.item_id] = None
+        while len(self.seen) > seen_limit:
+            del self.seen[next(iter(self.seen))]
+        if len(self.recent) > recent_limit:
+            del self.recent[: len(self.recent) - recent_limit]
+        times = np.fromiter((ev.timestamp for ev in evs), dtype=np.float64, count=len(evs))
+        anchor = max(float(times.max()), self.vector_time)
+        w = np.fromiter((weights.get(ev.event_type, 1.0) for ev in evs), dtype=np.float64,
+                        count=len(evs)) * np.exp2((times - anchor) / half_life)
+        old = self.weight * 2.0 ** ((self.vector_time - anchor) / half_life)
+        total = old + float(w.sum())
+        if total > 0:
+            mixed = old * self.vector + w @ np.asarray(item_vectors, dtype=np.float64)[applied]
+            self.vector = (mixed / total).astype(np.float32)
+        self.weight, self.vector_time = total, anchor
+        self.last_event_time = max(self.last_event_time, float(times.max()))
+        self.applied += len(evs)
+        return Applied(applied, unique)
+
+    def encode(self) -> bytes:
+        return json.dumps({
+            "v": CODEC_VERSION, "recent": self.recent, "counts": self.counts,
+            "last": self.last_event_time, "vec": base64.b64encode(self.vector.tobytes()).decode(),
+            "w": self.weight, "vt": self.vector_time,
+            "wm": {str(p): list(m) for p, m in self.watermarks.items()},
+            "ids": self.event_ids, "n": self.applied, "seen": list(self.seen),
+        }, separators=(",", ":")).encode()
+
+
+def decode_state(raw: bytes) -> UserState:
+    d = json.loads(raw)
+    if d.get("v") != CODEC_VERSION:
+        raise ValueError(f"unknown user-state codec version {d.get('v')}")
+    return UserState(
+        recent=[(str(i), str(t), float(ts)) for i, t, ts in d["recent"]], counts=dict(d["counts"]),
+        last_event_time=float(d["last"]),
+        vector=np.frombuffer(base64.b64decode(d["vec"]), dtype=np.float32).copy(),
+        weight=float(d["w"]), vector_time=float(d["vt"]),
+        watermarks={int(p): (int(m[0]), int(m[1])) for p, m in d["wm"].items()},
+        event_ids={k: tuple(v) for k, v in d["ids"].items()}, applied=int(d["n"]),
+        seen=dict.fromkeys(d.get("seen", ())))
