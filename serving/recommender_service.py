@@ -1,7 +1,7 @@
 """The recommend logic shared by the HTTP API and the request-topic agent.
 
 One call, :meth:`RecommenderService.recommend`, turns a validated request into the response
-contract of ``DESIGN.md``::
+contract (the README's serving API)::
 
     {"request_id", "user_id", "items": [{"item_id", "score", "reason", "reason_kind",
      "title"?, "reason_title"?}], "model_version", "state_time", "served_at"}
@@ -15,18 +15,20 @@ contract of ``DESIGN.md``::
 
 Steps: read the model bundle once (a swap mid-request cannot affect this request), compute
 the user vector (the model's user encoder over the freshest history, else the online
-vector), retrieve candidates with the seen items excluded, filter by the
-request's item and tag constraints, re-rank (:func:`streamrec.ranking.rerank.rerank`: MMR diversity,
-exploration, reasons), top up from trending when a small catalogue runs out, and record
-exposure so exploration favours what has been shown least.
+vector), then run the one ranking pipeline (:mod:`streamrec.ranking.pipeline`, which the
+evaluation's system variants run too): candidates with the seen items excluded, the
+request's item and tag filters, re-ranking (MMR diversity, exploration, reasons), a top-up
+from trending when a small catalogue runs out; finally record exposure so exploration
+favours what has been shown least.
 
 Candidates. With co-occurrence on (``cooccurrence_weight`` > 0, the default) and a user
 with history, every catalogue item is scored: the model's inner product, standardised, plus
 the weighted co-occurrence score of the user's recent items
-(:func:`streamrec.state.cooccurrence.blend`), and the best ``fetch`` by that blend are the
+(:func:`streamrec.ranking.pipeline.relevance`), and the best ``fetch`` by that blend are the
 candidates (exact, like the flat faiss index; a catalogue too large for the co-occurrence
 matrix switches co-occurrence off). Otherwise candidates are the faiss search by inner
-product. Either way the response's ``score`` is the relevance the list was ranked by.
+product, or for a user without a vector the trending list. Either way the response's
+``score`` is the relevance the list was ranked by.
 """
 from __future__ import annotations
 
@@ -40,13 +42,11 @@ from serving import metrics
 from serving.model_holder import ModelBundle, ModelHolder
 from serving.request_model import RecRequest, RequestError
 from serving.state_replica import StateReplica
-from streamrec.state.cooccurrence import blend
-from streamrec.ranking.recommender import top_k_rows
-from streamrec.ranking.rerank import EXPLORE, NEW, TRENDING, ExplorePool, Ranked, rerank
+from streamrec.ranking.pipeline import Exploration, candidates, fetch_size, rank, relevance
+from streamrec.ranking.rerank import EXPLORE, NEW, TRENDING, Ranked
 from streamrec.settings import Settings
 from streamrec.state.user_state import UserState
 
-EXPLORE_SAMPLE = 64          # pool items drawn per request (bounds the cost on big catalogues)
 HISTORY_FOR_REASONS = 20     # most recent history items considered as a reason
 ENCODER_CACHE = 50_000       # users whose encoder output is cached (keyed by state and version)
 
@@ -104,23 +104,16 @@ class RecommenderService:
         text = f"{self.settings.serving_seed}/{req.user_id}/{state.applied if state else 0}"
         return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
-    def _explore_pool(self, bundle: ModelBundle, user_vector: np.ndarray | None, exclude: set[str],
-                      req: RecRequest, seed: int) -> ExplorePool | None:
-        n = len(bundle.index)
-        if n == 0:
-            return None
-        rng = np.random.default_rng(seed ^ 0x5EED)
-        rows = rng.choice(n, size=min(n, EXPLORE_SAMPLE), replace=False)
-        ids = [bundle.ids[r] for r in rows]
-        keep = [j for j, i in enumerate(ids) if i not in exclude and self._allowed(i, req)]
-        if not keep:
-            return None
-        rows, ids = rows[keep], [ids[j] for j in keep]
-        exposure = np.fromiter((self.exposure.get(i, 0) for i in ids), dtype=np.float64, count=len(ids))
-        interactions = self.replica.trending.counts(ids)
-        scores = bundle.vectors[rows] @ user_vector if user_vector is not None else np.zeros(len(ids))
-        # Least shown first, most strongly: weight 1 / (1 + exposure)^2.
-        return ExplorePool(ids, scores, 1.0 / (1.0 + exposure) ** 2, interactions == 0)
+    def _exploration(self, bundle: ModelBundle, user_vector: np.ndarray | None) -> Exploration:
+        def scores(rows: np.ndarray) -> np.ndarray:
+            return bundle.vectors[rows] @ user_vector if user_vector is not None else np.zeros(len(rows))
+
+        def exposure(rows: np.ndarray) -> np.ndarray:
+            return np.fromiter((self.exposure.get(bundle.ids[r], 0) for r in rows), dtype=np.float64,
+                               count=len(rows))
+
+        return Exploration(bundle.ids, exposure, scores,
+                           new=lambda rows: self.replica.trending.counts([bundle.ids[r] for r in rows]) == 0)
 
     def recommend(self, req: RecRequest) -> dict:
         bundle = self.holder.current      # read once: this request's version, whatever swaps
@@ -128,44 +121,35 @@ class RecommenderService:
         history = [i for i, _, _ in state.recent] if state is not None else []
         seen = state.seen.keys() | set(history) if state is not None else set()
         exclude = set(req.exclude_items) | (set() if req.include_seen else seen)
-        diversity = self.settings.serving_diversity if req.diversity is None else req.diversity
-        exploration = self.settings.serving_exploration if req.exploration is None else req.exploration
-        seed = self._seed(req, state)
         user_vector = self.user_vector(bundle, req.user_id, state) if state is not None else None
         filtered = bool(req.require_items or req.exclude_tags or req.require_tags)
-        fetch = max(self.settings.serving_candidates, 4 * req.k) * (4 if filtered else 1)
+        fetch = fetch_size(self.settings.serving_candidates, req.k, filtered)
 
         if user_vector is not None and len(bundle.index):
             blended = self._blended_scores(bundle, user_vector, history) if history else None
             if blended is None:
                 rows, scores = bundle.index.search_rows(user_vector, fetch, [exclude])[0]
             else:
-                blended[bundle.index.rows(exclude)] = -np.inf
-                rows = top_k_rows(blended[None, :], fetch)[0]
+                rows = candidates(blended[None, :], [bundle.index.rows(exclude)], fetch)[0]
                 scores = blended[rows]
-            ids = [bundle.ids[r] for r in rows]
-            keep = [j for j, i in enumerate(ids) if self._allowed(i, req)] if filtered else range(len(ids))
-            cand_ids = [ids[j] for j in keep]
-            cand_scores, cand_vectors = scores[list(keep)], bundle.vectors[rows[list(keep)]]
+            cand_ids, cand_vectors = [bundle.ids[r] for r in rows], bundle.vectors[rows]
             recent = list(dict.fromkeys(reversed(history)))[:HISTORY_FOR_REASONS]
             recent = [i for i in recent if i in bundle.index]
             hist_vectors = bundle.vectors[bundle.index.rows(recent)]
         else:
             metrics.COLD_START.inc()
-            top = [(i, s) for i, s in self.replica.trending.top(fetch, exclude) if self._allowed(i, req)]
-            cand_ids, cand_scores = [i for i, _ in top], np.array([s for _, s in top], dtype=np.float64)
+            top = list(self.replica.trending.top(fetch, exclude))
+            cand_ids, scores = [i for i, _ in top], np.array([s for _, s in top], dtype=np.float64)
             cand_vectors = self._vectors_or_zeros(bundle, cand_ids)
             recent, hist_vectors = [], None
 
-        pool = self._explore_pool(bundle, user_vector, exclude | set(cand_ids[: req.k]), req, seed) \
-            if exploration > 0 else None
-        ranked = rerank(cand_ids, cand_scores, cand_vectors, k=req.k, diversity=diversity,
-                        exploration=exploration, seed=seed, exclude=exclude, history_ids=recent,
-                        history_vectors=hist_vectors, explore_pool=pool)
-        if len(ranked) < req.k:   # a small catalogue ran out of candidates: top up from trending
-            taken = exclude | {r.item_id for r in ranked}
-            ranked += [Ranked(i, s, TRENDING) for i, s in self.replica.trending.top(req.k - len(ranked) + 50, taken)
-                       if self._allowed(i, req)][: req.k - len(ranked)]
+        ranked = rank(cand_ids, scores, cand_vectors, k=req.k,
+                      diversity=self.settings.serving_diversity if req.diversity is None else req.diversity,
+                      exploration=self.settings.serving_exploration if req.exploration is None else req.exploration,
+                      seed=self._seed(req, state), exclude=exclude,
+                      allowed=(lambda i: self._allowed(i, req)) if filtered else None,
+                      history_ids=recent, history_vectors=hist_vectors,
+                      explore=self._exploration(bundle, user_vector), trending=self.replica.trending.top)
         for r in ranked:
             self.exposure[r.item_id] = self.exposure.get(r.item_id, 0) + 1
         self.replica.quality.set_catalogue_size(len(bundle.index))
@@ -188,7 +172,7 @@ class RecommenderService:
                 return None
         co_scores = co.scores([history])[0][self._co_rows[1]]
         model_scores = bundle.vectors @ user_vector
-        return blend(model_scores[None, :], co_scores[None, :], self.settings.cooccurrence_weight)[0]
+        return relevance(model_scores[None, :], co_scores[None, :], self.settings.cooccurrence_weight)[0]
 
     @staticmethod
     def _vectors_or_zeros(bundle: ModelBundle, ids: list[str]) -> np.ndarray:

@@ -1,0 +1,151 @@
+"""The one ranking pipeline: serving's answers and the evaluation's system variants run it.
+
+One request goes through these stages, in order:
+
+1. **Relevance** (:func:`relevance`): the model's score of every catalogue item, blended
+   with the online co-occurrence score of the user's recent items when co-occurrence is on
+   (:func:`streamrec.state.cooccurrence.blend`).
+2. **Candidates** (:func:`candidates`): the exact best :func:`fetch_size` items by that
+   relevance, excluded items out. A caller without a relevance for every item gets its
+   candidates elsewhere in the same order — serving's faiss index when co-occurrence is
+   off, the trending list for a user without history.
+3. **Filters** (:func:`rank`'s ``allowed``): the request's item and tag constraints.
+4. **Re-rank** (:func:`rank`, :func:`streamrec.ranking.rerank.rerank`): MMR diversity,
+   seeded exploration slots drawn from :class:`Exploration` (a sample of the catalogue,
+   least shown first), reasons.
+5. **Top-up** (:func:`rank`'s ``trending``): a list that ran out of candidates (a small
+   catalogue, strict filters) is filled from the trending list.
+
+What differs between the callers stays with them: where vectors, histories, exposure and
+trending come from, and batching. Serving ranks one request at a time; the evaluation
+computes stages 1-2 for a block of users at once and runs :func:`rank` per request.
+
+Examples
+--------
+>>> import numpy as np
+>>> ids = ["a", "b", "c", "d"]
+>>> vectors = np.eye(4, dtype=np.float32)
+>>> scores = relevance(np.array([[0.1, 0.9, 0.5, 0.7]]))
+>>> rows = candidates(scores, [np.array([1])], fetch=3)[0]     # "b" was seen
+>>> [ids[r] for r in rows]
+['d', 'c', 'a']
+>>> ranked = rank([ids[r] for r in rows], scores[0, rows], vectors[rows], k=2, diversity=0.0,
+...               allowed=lambda i: i != "d")
+>>> [r.item_id for r in ranked]
+['c', 'a']
+>>> trending = lambda n, taken: [(i, 1.0) for i in ("d", "e", "f") if i not in taken][:n]
+>>> [r.item_id for r in rank(["a"], np.array([1.0]), vectors[:1], k=3, diversity=0.0,
+...                          trending=trending)]                 # one candidate: topped up
+['a', 'd', 'e']
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from streamrec.ranking.recommender import top_k_rows
+from streamrec.ranking.rerank import TRENDING, ExplorePool, Ranked, rerank
+from streamrec.state.cooccurrence import blend
+
+# Catalogue items sampled per request as exploration candidates (bounds the cost on big catalogues).
+EXPLORE_SAMPLE = 64
+# Filters drop candidates after retrieval, so a filtered request retrieves this many times more.
+FILTERED_FETCH = 4
+# Trending items asked for beyond the shortfall, since filters may drop some of them.
+TOP_UP_SPARE = 50
+
+#: ``trending(n, taken)``: up to ``n`` ``(item_id, score)`` pairs, most trending first, none in ``taken``.
+Trending = Callable[[int, set], Iterable[tuple[str, float]]]
+
+
+@dataclass
+class Exploration:
+    """Where a request's exploration slots draw from: the caller's catalogue, by row.
+
+    ``exposure(rows)`` is how often each row was served so far, ``scores(rows)`` the relevance
+    reported for a row drawn, ``new(rows)`` whether no event named it yet (its reason is then
+    ``"new"`` rather than ``"explore"``).
+    """
+
+    ids: Sequence[str]
+    exposure: Callable[[np.ndarray], np.ndarray]
+    scores: Callable[[np.ndarray], np.ndarray]
+    new: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def pool(self, seed: int, skip: Callable[[str], bool]) -> ExplorePool | None:
+        """A seeded sample of the catalogue without the items ``skip`` names, least shown first."""
+        n = len(self.ids)
+        if n == 0:
+            return None
+        rng = np.random.default_rng(seed ^ 0x5EED)
+        rows = rng.choice(n, size=min(n, EXPLORE_SAMPLE), replace=False)
+        ids = [self.ids[r] for r in rows]
+        keep = [j for j, i in enumerate(ids) if not skip(i)]
+        if not keep:
+            return None
+        rows, ids = rows[keep], [ids[j] for j in keep]
+        shown = np.asarray(self.exposure(rows), dtype=np.float64)
+        new = np.asarray(self.new(rows), dtype=bool) if self.new is not None else np.zeros(len(ids), dtype=bool)
+        # Least shown first, most strongly: weight 1 / (1 + exposure)^2.
+        return ExplorePool(ids, np.asarray(self.scores(rows)), 1.0 / (1.0 + shown) ** 2, new)
+
+
+def fetch_size(candidates: int, k: int, filtered: bool = False) -> int:
+    """Candidates retrieved for a list of ``k``: ``candidates``, at least ``4 k``, more when filtered."""
+    return max(candidates, 4 * k) * (FILTERED_FETCH if filtered else 1)
+
+
+def relevance(model_scores: np.ndarray, cooccurrence_scores: np.ndarray | None = None,
+              weight: float = 0.0) -> np.ndarray:
+    """Per row (user) and column (item): the model's score, blended with co-occurrence when given."""
+    if cooccurrence_scores is None:
+        return np.asarray(model_scores)
+    return blend(model_scores, cooccurrence_scores, weight)
+
+
+def candidates(scores: np.ndarray, excluded: Sequence[np.ndarray], fetch: int) -> list[np.ndarray]:
+    """Per row of ``scores``, the best ``fetch`` columns not in that row's ``excluded``, best first.
+
+    Exact (like a flat index), ties towards the lower column; ``scores`` is left as it was.
+    """
+    scores = np.array(scores, dtype=np.float64)
+    for r, rows in enumerate(excluded):
+        if len(rows):
+            scores[r, rows] = -np.inf
+    return top_k_rows(scores, fetch)
+
+
+def rank(candidate_ids: Sequence[str], scores: np.ndarray, vectors: np.ndarray, *, k: int,
+         diversity: float, exploration: float = 0.0, seed: int = 0,
+         exclude: set[str] | frozenset[str] = frozenset(), allowed: Callable[[str], bool] | None = None,
+         history_ids: Sequence[str] = (), history_vectors: np.ndarray | None = None,
+         explore: Exploration | None = None, trending: Trending | None = None) -> list[Ranked]:
+    """Stages 3-5 for one request: filter the candidates, re-rank them, top up from trending.
+
+    ``candidate_ids``, ``scores`` and ``vectors`` are aligned, in relevance order. ``exclude``
+    never appears in the answer; ``allowed`` (None: everything) is the request's filter, and
+    applies to exploration and top-up items too. Exploration happens only with ``explore``
+    and ``exploration > 0``; the same ``seed`` gives the same answer.
+    """
+    if allowed is not None:
+        keep = [j for j, i in enumerate(candidate_ids) if allowed(i)]
+        candidate_ids = [candidate_ids[j] for j in keep]
+        scores, vectors = np.asarray(scores)[keep], np.asarray(vectors)[keep]
+    pool = None
+    if explore is not None and exploration > 0:
+        # The most relevant k stay out of the pool: exploration is for what relevance would not show.
+        taken = set(exclude) | set(candidate_ids[:k])
+        pool = explore.pool(seed, lambda i: i in taken or (allowed is not None and not allowed(i)))
+    ranked = rerank(candidate_ids, scores, vectors, k=k, diversity=diversity, exploration=exploration,
+                    seed=seed, exclude=exclude, history_ids=history_ids, history_vectors=history_vectors,
+                    explore_pool=pool)
+    if trending is not None and len(ranked) < k:
+        taken = set(exclude) | {r.item_id for r in ranked}
+        ranked += [Ranked(i, s, TRENDING) for i, s in trending(k - len(ranked) + TOP_UP_SPARE, taken)
+                   if allowed is None or allowed(i)][: k - len(ranked)]
+    return ranked
+
+
+__all__ = ["EXPLORE_SAMPLE", "Exploration", "candidates", "fetch_size", "rank", "relevance"]
