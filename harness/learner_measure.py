@@ -3,22 +3,10 @@
 Each batch of MovieLens 100K events is first ranked by the current model and by a popularity
 baseline (counts of everything before the batch), both over the full catalogue excluding the
 items the user already had, then trained on. Only events whose user has a history count
-(the sequence model needs one). Prints a table; the numbers in ``learner.trainer``'s
-docstring come from here.
+(the sequence model needs one). Prints a table; the numbers it produced, with their date,
+are in docs/evaluation.md.
 
     python -m harness.learner_measure --events 20000 --loss softmax --text
-
-Measured on this 2-core machine (seed 0, 500 events per batch, 60 mini-batches of 256 per
-cycle, 1 torch thread; other test suites shared the cores at the time):
-
-| loss | items | events | cycle every | model HR@10 | popularity HR@10 | mean cycle s |
-|---|---|---|---|---|---|---|
-| sampled | MiniLM | 100,000 | 5,000 | 0.1697 | 0.0426 | 1.00 |
-| sampled | MiniLM | 20,000 | 2,000 | 0.1338 | 0.0414 | 1.14 |
-| softmax | MiniLM | 20,000 | 2,000 | 0.1190 | 0.0414 | 0.92 |
-| bpr | MiniLM | 20,000 | 2,000 | 0.0769 | 0.0414 | 0.65 |
-| sampled | IDs | 20,000 | 2,000 | 0.1210 | 0.0414 | 0.98 |
-| softmax | IDs | 20,000 | 2,000 | 0.0930 | 0.0414 | 0.87 |
 """
 from __future__ import annotations
 

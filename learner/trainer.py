@@ -25,29 +25,10 @@ Interface (stable, used by the evaluation harness)
 ``recommend(history, k=10, exclude=()) -> list[tuple[str, float]]``; ``recommend_many(histories, k, excludes)``
 ``item_vectors() -> tuple[list[str], np.ndarray]``; ``user_encoder() -> UserEncoder``
 
-Loss choice, measured (``python -m harness.learner_measure``: MovieLens 100K, first 20,000 events in
-timestamp order, each batch of 500 ranked by the current model *before* it learns from them,
-HR@10 over the full catalogue excluding items the user already had, a cycle every 2,000
-events, 60 mini-batches of 256, seed 0, 1 torch thread; popularity = counts of all earlier
-events, same events, same exclusions):
-
-=========  ======  ===========  ================  ============
-loss       items   model HR@10  popularity HR@10  mean cycle s
-=========  ======  ===========  ================  ============
-sampled    MiniLM  0.1338       0.0414            1.14
-softmax    MiniLM  0.1190       0.0414            0.92
-bpr        MiniLM  0.0769       0.0414            0.65
-sampled    IDs     0.1210       0.0414            0.98
-softmax    IDs     0.0930       0.0414            0.87
-=========  ======  ===========  ================  ============
-
-Over all 100,000 events (a cycle every 5,000): sampled + MiniLM 0.1697 vs popularity 0.0426,
-20 cycles of 1.0 s on average.
-
-In-batch softmax with logQ correction ("sampled") is the default: best here and, unlike the
-full softmax, its cost does not grow with the catalogue. BPR with one uniform negative
-learns much more slowly per step. Content adds 0.013 HR@10 to the sampled loss here, more
-to the full softmax, and is what new items rely on (tests/unit/test_content.py).
+The loss (``learner_loss``, default in-batch softmax with logQ correction) and the content
+and ID-dropout choices were measured with ``harness.learner_measure``; the numbers and how
+they were taken are in docs/evaluation.md. The torch steps themselves (tensors from
+examples, fine-tuning, target ranks) are in :mod:`learner.fine_tune`.
 
 Examples
 --------
@@ -72,17 +53,18 @@ import numpy as np
 import torch
 
 from learner import content_encoder
-from streamrec.state.dedup import DedupIndex
 from learner.drift import DriftMonitor
-from streamrec.contracts.events import EVENT_TYPES, Event
-from learner.gate import EvaluationGate, GateDecision, metrics_from_ranks, target_ranks
+from learner.fine_tune import fine_tune, target_ranks_under
+from learner.gate import EvaluationGate, GateDecision, metrics_from_ranks
 from learner.interaction_log import InteractionLog, example_columns
-from streamrec.contracts.items import Item
 from learner.model import TwoTower
-from streamrec.ranking.user_encoder import UserEncoder, snapshot_metadata
-from learner.ranking_loss import LOSSES, ranking_loss
+from learner.ranking_loss import LOSSES
 from learner.replay_buffer import ReplayBuffer
+from streamrec.contracts.events import EVENT_TYPES, Event
+from streamrec.contracts.items import Item
+from streamrec.ranking.user_encoder import UserEncoder, snapshot_metadata
 from streamrec.settings import Settings
+from streamrec.state.dedup import DedupIndex
 
 log = logging.getLogger(__name__)
 TYPE_INDEX = {t: i + 1 for i, t in enumerate(EVENT_TYPES)}
@@ -112,15 +94,6 @@ class CycleResult:
     @property
     def accepted(self) -> bool:
         return self.decision == "accept"
-
-
-def _to_torch(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    ages = batch["timestamp"][:, None] - batch["hist_times"]
-    return {"hist_items": torch.from_numpy(batch["hist_items"].astype(np.int64)),
-            "hist_types": torch.from_numpy(batch["hist_types"].astype(np.int64)),
-            "ages": torch.from_numpy(np.where(batch["hist_items"] >= 0, ages, 0.0).astype(np.float32)),
-            "lengths": torch.from_numpy(batch["length"].astype(np.int64)),
-            "target": torch.from_numpy(batch["target"].astype(np.int64))}
 
 
 class ContinualTrainer:
@@ -258,19 +231,9 @@ class ContinualTrainer:
         return bool(s.learner_train_every_s) and now - self.last_cycle_time >= s.learner_train_every_s
 
     # -- scoring ---------------------------------------------------------------------------
-    def _ranks(self, model: TwoTower, examples: dict[str, np.ndarray], matrix: torch.Tensor,
-               chunk: int = 256) -> np.ndarray:
-        """Rank of each example's target under ``model`` (seen items excluded), in bounded chunks."""
-        out = []
-        for start in range(0, len(examples["target"]), chunk):
-            part = {k: v[start:start + chunk] for k, v in examples.items()}
-            with torch.no_grad():
-                t = _to_torch(part)
-                users = model.user_vectors(matrix, t["hist_items"], t["hist_types"], t["ages"], t["lengths"])
-                scores = (users @ matrix.T).numpy()
-            out.append(target_ranks(scores, part["target"].astype(np.int64),
-                                    self.log.exclusions(part["user"], part["seen_count"])))
-        return np.concatenate(out) if out else np.zeros(0, np.int64)
+    def _ranks(self, model: TwoTower, examples: dict[str, np.ndarray], matrix: torch.Tensor) -> np.ndarray:
+        """Rank of each example's target under ``model``, the items its user had excluded."""
+        return target_ranks_under(model, examples, matrix, self.log.exclusions)
 
     def _evaluate(self, model: TwoTower, examples: dict[str, np.ndarray] | None, n_items: int) -> dict:
         if examples is None or len(examples["target"]) == 0:
@@ -330,27 +293,9 @@ class ContinualTrainer:
 
     def _fit(self, model: TwoTower, optimizer_state: dict, batches: list, n_items: int,
              log_prob: torch.Tensor, rng: np.random.Generator) -> list[float]:
-        optimizer = torch.optim.Adam(model.parameters(), lr=self.settings.learner_learning_rate)
-        _pad_optimizer_state(optimizer_state, list(model.parameters()))
-        optimizer.load_state_dict(optimizer_state)
-        losses = []
-        model.train()
-        dropout = self.settings.learner_id_dropout if (model.items.text_dim or model.items.ext_dim) else 0.0
-        for batch in batches:
-            t = _to_torch(batch)
-            keep = torch.from_numpy((rng.random(n_items) >= dropout).astype(np.float32)) if dropout > 0 else None
-            matrix = model.items.all(n_items, keep)
-            users = model.user_vectors(matrix, t["hist_items"], t["hist_types"], t["ages"], t["lengths"])
-            loss = ranking_loss(self.settings.learner_loss, users, matrix, t["target"], log_prob, rng)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
-            losses.append(float(loss.detach()))
-        model.eval()
-        optimizer_state.clear()
-        optimizer_state.update(copy.deepcopy(optimizer.state_dict()))
-        return losses
+        s = self.settings
+        return fine_tune(model, optimizer_state, batches, n_items, log_prob, rng, loss=s.learner_loss,
+                         learning_rate=s.learner_learning_rate, id_dropout=s.learner_id_dropout)
 
     def _catch_up(self, candidate: TwoTower, trained_items: int) -> None:
         """Give the candidate the items (and content) that arrived while it trained."""
@@ -407,14 +352,3 @@ class ContinualTrainer:
             out.append([(ids[j], float(scores[row, j])) for j in cand if np.isfinite(scores[row, j])])
         return out
 
-
-def _pad_optimizer_state(state_dict: dict, params: list[torch.Tensor]) -> None:
-    """Grow Adam moments of parameters whose first axis grew (new items), with zeros."""
-    for index, param in enumerate(params):
-        st = state_dict.get("state", {}).get(index)
-        if not st:
-            continue
-        for key in ("exp_avg", "exp_avg_sq"):
-            value = st.get(key)
-            if value is not None and value.shape != param.shape and value.shape[1:] == param.shape[1:]:
-                st[key] = torch.cat([value, value.new_zeros(param.shape[0] - value.shape[0], *value.shape[1:])])

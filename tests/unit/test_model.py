@@ -11,7 +11,8 @@ from learner.model import TwoTower
 from streamrec.ranking.user_encoder import user_encoder_from_snapshot
 from streamrec.contracts.model_store import load_version, write_version
 from learner.ranking_loss import LOSSES, ranking_loss
-from learner.trainer import ContinualTrainer, _to_torch
+from learner.fine_tune import to_torch
+from learner.trainer import ContinualTrainer
 from tests.learner_helpers import small_settings
 
 
@@ -34,7 +35,7 @@ def test_a_training_step_lowers_the_loss_on_a_fixed_batch(ml100k, kind):
     trainer = ContinualTrainer(small_settings(), ml100k.items)
     trainer.observe(events_of(ml100k, 0, 1000))
     trainer.buffer.add({k: np.concatenate([p[k] for p in trainer.pending]) for k in trainer.pending[0]})
-    batch = _to_torch(trainer.buffer.sample(256, 0.5, np.random.default_rng(0)))
+    batch = to_torch(trainer.buffer.sample(256, 0.5, np.random.default_rng(0)))
     model, n = trainer.model, len(trainer.item_ids)
     log_prob = torch.log(torch.full((n,), 1.0 / n))
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
@@ -59,7 +60,7 @@ def test_numpy_user_encoder_matches_the_torch_user_tower(ml100k):
     examples = trainer.pending[-1]
     keep = examples["length"] >= 0   # empty histories included: both give the cold-start vector
     with torch.no_grad():
-        t = _to_torch(examples)
+        t = to_torch(examples)
         expected = trainer.model.user_vectors(trainer.current_matrix(), t["hist_items"], t["hist_types"],
                                               t["ages"], t["lengths"]).numpy()
     # Rebuild each example's history as serving sees it: (item_id, event_type, timestamp), now = event time.
