@@ -4,7 +4,8 @@ How state reaches serving
 -------------------------
 The streams worker owns user state (Faust table ``user_state``, changelog
 ``streamrec-streams-user_state-changelog``). Serving keeps a *full replica* of it, fed by two
-sources at once, and applies both with the streams worker's own code:
+sources at once, and applies events with the streams worker's own routine
+(:func:`streamrec.state.apply.apply_located`):
 
 * the **changelog**, read from the beginning with manual partition assignment (no consumer
   group), bootstraps the replica: a record replaces the replica's state for its user only if
@@ -12,7 +13,7 @@ sources at once, and applies both with the streams worker's own code:
   older record can never roll a user back;
 * the **events topic** itself, also read from the beginning, is applied on top with
   :func:`~streamrec.contracts.events.decode_message` (the one input rule: what it rejects or finds on
-  the wrong partition is not applied here) and :meth:`~streamrec.state.user_state.UserState.apply`
+  the wrong partition is not applied here) and :func:`~streamrec.state.apply.apply_located`
   at the same (partition, offset, index among valid events) positions, weights, half-life and
   limits as the streams worker. The per-partition watermark in each state makes this
   idempotent: an event the changelog state already holds is skipped.
@@ -23,8 +24,11 @@ and the two sources converge whatever order they arrive in. The user vector uses
 :class:`~streamrec.state.item_vectors.ItemVectors` exactly as the streams worker does (a
 deterministic vector per id until a model arrives, then the model's item vectors).
 
-Trending is computed here from the same events (see :mod:`serving.trending`); the
-``item_popularity`` changelog is not read, so nothing is counted twice. So is item-to-item
+Trending (:class:`streamrec.state.popularity.DecayedPopularity`) is computed here from the
+same events: serving reads every event anyway, so trending is as fresh as the user state.
+Each offset is consumed once per process (manual assignment, no re-delivery), so nothing is
+counted twice; a restart recomputes it from the retained events, which loses nothing that
+matters because old events have decayed to nothing anyway. So is item-to-item
 co-occurrence (:class:`streamrec.state.cooccurrence.Cooccurrence`, unless
 ``cooccurrence_weight`` is 0), which recommendations blend with the model's scores: it
 learns every event trending counts, in each user's order, so a state adopted from the
@@ -49,18 +53,18 @@ Examples
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 
 import numpy as np
 
 from serving import metrics
-from serving.trending import DecayedPopularity
-from streamrec.state.cooccurrence import Cooccurrence
 from streamrec.contracts.events import Event, decode_message
-from streamrec.state.item_vectors import ItemVectors
 from streamrec.contracts.items import InvalidItem, Item, parse_item
 from streamrec.observability.online_metrics import OnlineQuality
 from streamrec.settings import Settings
+from streamrec.state.apply import Located, apply_located
+from streamrec.state.cooccurrence import Cooccurrence
+from streamrec.state.item_vectors import ItemVectors
+from streamrec.state.popularity import DecayedPopularity
 from streamrec.state.user_state import UserState, decode_state
 
 log = logging.getLogger(__name__)
@@ -109,29 +113,15 @@ class StateReplica:
             return 0
         return self.apply_parsed(message.events)
 
-    def apply_parsed(self, located: list[tuple[Event, tuple[int, int, int]]]) -> int:
+    def apply_parsed(self, located: list[Located]) -> int:
         """Apply validated events with their source positions, grouped per user in order."""
-        s = self.settings
-        vectors = self.item_vectors.lookup([ev.item_id for ev, _ in located])
-        by_user: dict[str, list[int]] = defaultdict(list)
-        for k, (ev, _) in enumerate(located):
-            by_user[ev.user_id].append(k)
-        applied_total = 0
         counted: list[int] = []
         fresh: list[int] = []
-        for user_id, ks in by_user.items():
-            state = self.users.get(user_id)
-            if state is None:
-                state = self.users[user_id] = UserState.empty(s.vector_dim)
-            result = state.apply([located[k][0] for k in ks], vectors[ks], [located[k][1] for k in ks],
-                                 weights=self.weights, half_life=s.user_vector_half_life_s,
-                                 recent_limit=s.recent_items, dedup_limit=s.dedup_ids,
-                                 seen_limit=s.seen_items)
-            applied_total += len(result.applied)
+        for user in apply_located(located, self._state_of, self.item_vectors, self.settings):
             # Trending counts every event that is not an event_id duplicate, including
             # ones a changelog state already held: trending is computed here, not there.
-            counted.extend(ks[j] for j in result.unique)
-            fresh.extend(ks[j] for j in result.applied)
+            counted.extend(user.unique)
+            fresh.extend(user.applied)
         if counted:
             evs = [located[k][0] for k in counted]
             self.trending.add([ev.item_id for ev in evs], (ev.timestamp for ev in evs),
@@ -139,8 +129,14 @@ class StateReplica:
             self._learn_cooccurrence(evs)
         if fresh:  # each user's next event scores the list served to them before it
             self.quality.observe([located[k][0].user_id for k in fresh], [located[k][0].item_id for k in fresh])
-        self.events_applied += applied_total
-        return applied_total
+        self.events_applied += len(fresh)
+        return len(fresh)
+
+    def _state_of(self, user_id: str) -> UserState:
+        state = self.users.get(user_id)
+        if state is None:
+            state = self.users[user_id] = UserState.empty(self.settings.vector_dim)
+        return state
 
     def _learn_cooccurrence(self, events: list[Event]) -> None:
         if self.cooccurrence is None:

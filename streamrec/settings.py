@@ -1,8 +1,9 @@
 """One settings object for every process, documented field by field.
 
 Each field is read from an environment variable (named in its metadata) and may be
-overridden on the command line. ``streamrec settings`` prints the table that the README
-carries, so the documentation is generated from this file and cannot drift from it.
+overridden on the command line. ``streamrec settings`` prints the table that
+docs/operations.md carries, so the documentation is generated from this file and cannot
+drift from it.
 
 Examples
 --------
@@ -124,7 +125,7 @@ class Settings:
         60.0, "STREAMREC_MODEL_READ_TIMEOUT_S",
         "Longest time reading one announced model file may take; a slower read is abandoned and the version refused.")
 
-    # --- Learner (issue 3: add learner settings below this line) ------------------------
+    # --- Learner --------------------------------------------------------------------------
     learner_group_id: str = setting(
         "streamrec-learner", "STREAMREC_LEARNER_GROUP_ID", "Consumer group the learner reads `events` with.")
     # 3000: best of 1500/2000/3000/5000 on the first 50,000 MovieLens events (python -m
@@ -203,7 +204,7 @@ class Settings:
         "torch intra-op threads (process-wide; 0: torch's default). The model is small: one thread is "
         "~20x faster than two when the cores are shared with other processes.")
 
-    # --- Serving (issue 4: add serving settings below this line) ------------------------
+    # --- Serving --------------------------------------------------------------------------
     serving_default_k: int = setting(
         10, "STREAMREC_SERVING_DEFAULT_K", "Recommendations returned when a request names no k.")
     serving_max_k: int = setting(
@@ -253,7 +254,7 @@ class Settings:
         "Bearer token of the serving admin API (/admin/*: list, promote or roll back model versions, reload). "
         "Unset: the admin API does not exist (404).")
 
-    # --- Evaluation (issue 5: add evaluation settings below this line) ------------------
+    # --- Evaluation -----------------------------------------------------------------------
     eval_k: int = setting(
         10, "STREAMREC_EVAL_K", "List length k of prequential evaluation (HR@k, NDCG@k, MRR@k).")
     eval_block: int = setting(

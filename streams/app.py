@@ -1,14 +1,11 @@
-"""The Faust app of the streams worker: topics, changelog-backed tables and the events agent.
+"""The Faust app of the streams worker: topics, the changelog-backed table and the events agent.
 
-Tables (values are our own codecs' bytes, so serving and the learner can read the
-changelogs without Faust):
-
-- ``user_state``: key ``user_id``, value :class:`streamrec.state.user_state.UserState`. Its
-  changelog records are partitioned by Kafka's partitioner on the key, so a user's record
-  lands in the partition of that user's events whichever batch wrote it (a ``take`` batch
-  mixes partitions).
-- ``item_popularity``: key ``"<partition>/<item_id>"``, written explicitly to the changelog
-  partition of the events it counts (see :mod:`streamrec.state.popularity`).
+The one table, ``user_state`` (key ``user_id``, value
+:class:`streamrec.state.user_state.UserState` in its own codec's bytes, so serving and the
+learner can read the changelog without Faust): its changelog records are partitioned by
+Kafka's partitioner on the key, so a user's record lands in the partition of that user's
+events whichever batch wrote it (a ``take`` batch mixes partitions). Trending is not kept
+here: serving computes it from the events it reads anyway (see :mod:`serving.state_replica`).
 
 Processing is at-least-once (Faust's default; its exactly-once mode fails against the
 brokers we target). Exactly-once *application* comes from the watermarks kept inside each
@@ -66,8 +63,6 @@ class StreamsApp:
                                         partitions=s.partitions)
         self.users = self.app.Table("user_state", default=None, key_type=bytes,
                                     value_type=bytes, use_partitioner=True, partitions=s.partitions)
-        self.popularity = self.app.Table("item_popularity", default=None, key_type=bytes,
-                                         value_type=bytes, partitions=s.partitions)
         self.app.agent(self.events_topic, name="apply_events")(self._agent)
 
     async def _agent(self, stream):
@@ -109,13 +104,13 @@ class StreamsApp:
         self._observe(records, out)
 
     def _compute(self, records: list[Record]) -> BatchResult:
-        return self.processor.process(records, _BytesKeyView(self.users), _BytesKeyView(self.popularity))
+        return self.processor.process(records, _BytesKeyView(self.users))
 
     def _dead_letter(self, record: Record, rejection: Rejection) -> DeadLetter:
         return DeadLetter(record, rejection, self.settings.dlq_max_copy_bytes)
 
     async def _commit(self, out: BatchResult) -> None:
-        """Update the tables and produce the batch's changelog records, re-routes and dead letters.
+        """Update the table and produce the batch's changelog records, re-routes and dead letters.
 
         Faust's ``table[key] = value`` queues one changelog message per key through its
         producer buffer, which measured at about 1,000 keys/s here. The same records are
@@ -131,11 +126,6 @@ class StreamsApp:
             key = user_id.encode()
             self.users.data[key] = value
             writes.append(Write(users_topic, key, value, partition_for(key, s.partitions)))
-        pop_topic = self.popularity.changelog_topic.get_topic_name()
-        for (partition, key), value in out.popularity_writes.items():
-            raw_key = key.encode()
-            self.popularity.data[raw_key] = value
-            writes.append(Write(pop_topic, raw_key, value, partition))
         events_topic = s.topic(EVENTS)
         writes += [Write(events_topic, r.key(), r.value(), r.partition, r.headers()) for r in out.rerouted]
         dlq_topic = s.topic(EVENTS_DLQ)

@@ -1,13 +1,13 @@
 """The streams hot path: one batch of Kafka messages in, state writes and dead letters out.
 
-This is pure logic over two key-value stores, so it is tested without Faust; the agent in
+This is pure logic over one key-value store (user state), so it is tested without Faust; the agent in
 :mod:`streams.app` feeds it batches from ``stream.take_events`` and writes what it returns
-to the changelog-backed tables.
+to the changelog-backed table.
 
-Work per batch is shaped for Python's costs: all messages are validated first, item vectors
-for every valid event are gathered with one numpy fancy-index, events are grouped by user
-so each user's state is decoded, updated (one vectorised numpy step) and encoded once per
-batch, and popularity is updated once per (partition, item).
+Work per batch is shaped for Python's costs: all messages are validated first, then
+:func:`streamrec.state.apply.apply_located` (the routine serving's replica applies events
+with too) gathers every valid event's item vector with one numpy fancy-index and updates
+each user's state once per batch; each changed state is encoded once for the changelog.
 
 Examples
 --------
@@ -17,7 +17,7 @@ Examples
 >>> proc = BatchProcessor(s, ItemVectors(s.vector_dim))
 >>> # user "1" belongs to partition 3 of the default 4
 >>> rec = Record("events", 3, 7, b'{"user_id":1,"item_id":2,"event_type":"click","timestamp":1e9}', 1e9)
->>> out = proc.process([rec], users={}, popularity={})
+>>> out = proc.process([rec], users={})
 >>> sorted(out.user_writes), out.applied, out.rejected
 (['1'], 1, [])
 """
@@ -26,14 +26,13 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Mapping, NamedTuple
 
 from streamrec.contracts.events import Event, Rejection, decode_message
-from streamrec.state.item_vectors import ItemVectors
-from streamrec.state.popularity import Popularity, popularity_key
 from streamrec.settings import Settings
+from streamrec.state.apply import Located, apply_located
+from streamrec.state.item_vectors import ItemVectors
 from streamrec.state.user_state import UserState, decode_state
 
 
@@ -130,8 +129,6 @@ class Reroute:
 @dataclass
 class BatchResult:
     user_writes: dict[str, bytes] = field(default_factory=dict)
-    # (partition, key) -> encoded Popularity; the partition is the source events partition.
-    popularity_writes: dict[tuple[int, str], bytes] = field(default_factory=dict)
     rejected: list[DeadLetter] = field(default_factory=list)
     rerouted: list[Reroute] = field(default_factory=list)
     consumed: int = 0
@@ -147,64 +144,33 @@ class BatchProcessor:
         self.settings = settings
         self.partitions = partitions or settings.partitions   # of the events topic
         self.item_vectors = item_vectors
-        self.weights = settings.weights
 
     def process(self, records: list[Record], users: Mapping[str, bytes],
-                popularity: Mapping[str, bytes], now: float | None = None) -> BatchResult:
-        """Validate and apply ``records`` (in consumption order) against the current stores."""
+                now: float | None = None) -> BatchResult:
+        """Validate and apply ``records`` (in consumption order) against the current user store."""
         s = self.settings
         now = time.time() if now is None else now
         out = BatchResult()
-        by_user: dict[str, list[tuple[Event, tuple[int, int, int]]]] = defaultdict(list)
+        located: list[Located] = []
         for rec in records:
             message = decode_message(rec.value, rec.partition, rec.offset, s, self.partitions, now)
             out.consumed += len(message.events) + len(message.misrouted) + len(message.rejections)
             out.rejected.extend(DeadLetter(rec, r, s.dlq_max_copy_bytes) for r in message.rejections)
             out.rerouted.extend(Reroute(ev, owner, pos) for ev, pos, owner in message.misrouted)
-            for ev, pos in message.events:
-                by_user[ev.user_id].append((ev, pos))
-                out.arrival_times.append(rec.timestamp)
-        if not by_user:
+            located.extend(message.events)
+            out.arrival_times.extend(rec.timestamp for _ in message.events)
+        if not located:
             return out
-        all_items = [ev.item_id for pairs in by_user.values() for ev, _ in pairs]
-        vectors = self.item_vectors.lookup(all_items)
-        start = 0
-        counted: list[tuple[Event, tuple[int, int, int]]] = []
-        for user_id, pairs in by_user.items():
-            events = [ev for ev, _ in pairs]
-            positions = [pos for _, pos in pairs]
-            raw = users.get(user_id)
-            state = decode_state(raw) if raw is not None else UserState.empty(s.vector_dim)
-            marks_before = dict(state.watermarks)
-            result = state.apply(events, vectors[start:start + len(pairs)], positions, weights=self.weights,
-                                 half_life=s.user_vector_half_life_s, recent_limit=s.recent_items,
-                                 dedup_limit=s.dedup_ids, seen_limit=s.seen_items)
-            start += len(pairs)
-            out.applied += len(result.applied)
-            out.duplicates += len(pairs) - len(result.unique)
-            out.replayed += len(result.unique) - len(result.applied)
-            if state.watermarks != marks_before:
-                out.user_writes[user_id] = state.encode()
-            for k in result.applied:
-                out.event_times.append(events[k].timestamp)
-            counted.extend(pairs[k] for k in result.unique)
-        self._count_popularity(counted, popularity, out)
-        return out
 
-    def _count_popularity(self, pairs: list[tuple[Event, tuple[int, int, int]]],
-                          popularity: Mapping[str, bytes], out: BatchResult) -> None:
-        s = self.settings
-        pending: dict[tuple[int, str], Popularity] = {}
-        # Source order per partition is what the popularity watermark relies on.
-        for ev, (partition, offset, index) in sorted(pairs, key=lambda p: p[1]):
-            key = popularity_key(partition, ev.item_id)
-            pop = pending.get((partition, key))
-            if pop is None:
-                raw = popularity.get(key)
-                pop = Popularity.decode(raw) if raw is not None else Popularity.empty()
-            if (offset, index) <= tuple(pop.watermark):
-                continue
-            pop.add(ev.timestamp, self.weights.get(ev.event_type, 1.0), s.popularity_half_life_s)
-            pop.watermark = (offset, index)
-            pending[(partition, key)] = pop
-        out.popularity_writes.update({k: p.encode() for k, p in pending.items()})
+        def state_of(user_id: str) -> UserState:
+            raw = users.get(user_id)
+            return decode_state(raw) if raw is not None else UserState.empty(s.vector_dim)
+
+        for user in apply_located(located, state_of, self.item_vectors, s):
+            out.applied += len(user.applied)
+            out.duplicates += len(user.duplicates)
+            out.replayed += len(user.replayed)
+            if user.applied:   # only an applied event moves a watermark: nothing else to write
+                out.user_writes[user.user_id] = user.state.encode()
+            out.event_times.extend(located[k][0].timestamp for k in user.applied)
+        return out

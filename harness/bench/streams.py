@@ -187,22 +187,20 @@ def memory_per_user(user_counts: list[int], events_per_user: int = 3) -> list[di
         docs = _docs(ds)
         proc = BatchProcessor(settings, ItemVectors(settings.vector_dim))
         store: dict[str, bytes] = {}
-        pops: dict[str, bytes] = {}
         gc.collect()
         base = _rss_bytes()
         start = time.perf_counter()
         for lo in range(0, len(docs), 20000):
             rec = Record("events", 0, lo, json.dumps(docs[lo:lo + 20000]).encode(), time.time())
-            res = proc.process([rec], store, pops)
+            res = proc.process([rec], store)
             store.update(res.user_writes)
-            pops.update({k: v for (_, k), v in res.popularity_writes.items()})
         elapsed = time.perf_counter() - start
         heap = _rss_bytes() - base
         encoded = sum(len(v) for v in store.values())
         out.append({"users": len(store), "events": len(docs), "state_bytes_per_user": round(encoded / len(store)),
                     "rss_bytes_per_user": round(heap / len(store)),
                     "in_process_events_per_s": round(len(docs) / elapsed)})
-        del store, pops, proc, docs
+        del store, proc, docs
     return out
 
 

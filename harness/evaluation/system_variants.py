@@ -194,7 +194,7 @@ class SystemVariant(Recommender):
 
     def trending_rows(self, excluded: np.ndarray, size: int) -> np.ndarray:
         """Serving's cold-start candidates: items any event named, by decayed popularity, ties
-        in first-seen order (:meth:`serving.trending.DecayedPopularity.top`). Then, unlike
+        in first-seen order (:meth:`streamrec.state.popularity.DecayedPopularity.top`). Then, unlike
         serving (whose trending holds only items some event named, so before the first ``k``
         distinct items it answers fewer), never-seen items in catalogue order: the recommender
         contract asks for ``k`` items even before any learning."""

@@ -1,11 +1,9 @@
-"""Time-decayed popularity ("trending"): recent events count more than old ones.
+"""Time-decayed popularity ("trending") as a baseline: recent events count more than old ones.
 
-Each event adds ``weight * 2 ** ((t - t0) / half_life)`` to its item, where ``t`` is the
-event time and ``t0`` an anchor. Decaying every item by the same factor never changes the
-ranking, so instead of decaying all items on every event the new weight is *grown*
-relative to the anchor; when the growth factor gets large the scores are rescaled and the
-anchor moved (exactly equivalent, and O(1) per event). Late events (``t`` below the
-newest time) simply carry a smaller weight, as in :mod:`streamrec.state.popularity`.
+A thin :class:`~streamrec.ranking.recommender.Recommender` over the one decayed popularity,
+:class:`streamrec.state.popularity.DecayedPopularity` (the same one serving's trending list
+uses): it registers the catalogue in row order, so the popularity's rows are the catalogue's
+rows, and scores every user by the decayed event weight of each item.
 
 Examples
 --------
@@ -26,10 +24,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from streamrec.contracts.events import Event
-from streamrec.ranking.recommender import Recommender, grow_rows
-
-# Rescale before 2**exponent can lose precision against older scores (float64: 2**1023).
-_MAX_EXPONENT = 60.0
+from streamrec.ranking.recommender import Recommender
+from streamrec.state.popularity import DecayedPopularity
 
 
 class DecayedPopular(Recommender):
@@ -52,18 +48,16 @@ class DecayedPopular(Recommender):
             raise ValueError("half_life_s must be positive")
         self.half_life_s = float(half_life_s)
         self.weights = dict(weights or {})
-        self.anchor: float | None = None   # event time at which ``scores`` are expressed
-        self.scores = np.zeros(0, dtype=np.float64)
+        self.popularity = DecayedPopularity(self.half_life_s)
 
     def _on_catalogue(self) -> None:
-        self.scores = grow_rows(self.scores, len(self.item_ids))
+        # Catalogue rows are appended only, so registering the new tail keeps rows equal.
+        self.popularity.rows(self.item_ids[len(self.popularity):])
 
-    def _rebase(self, t: float) -> None:
-        if self.anchor is None:
-            self.anchor = t
-        elif (t - self.anchor) / self.half_life_s > _MAX_EXPONENT:
-            self.scores *= 2.0 ** ((self.anchor - t) / self.half_life_s)
-            self.anchor = t
+    @property
+    def scores(self) -> np.ndarray:
+        """Per catalogue row, the decayed weight at the popularity's anchor (ranks as at any time)."""
+        return self.popularity.mass
 
     def learn_one(self, event: Event) -> None:
         self.learn_many([event])
@@ -71,20 +65,15 @@ class DecayedPopular(Recommender):
     def learn_many(self, events: Sequence[Event]) -> None:
         if not events:
             return
-        rows = np.fromiter((self.row(e.item_id) for e in events), dtype=np.int64, count=len(events))
-        times = np.fromiter((e.timestamp for e in events), dtype=np.float64, count=len(events))
-        w = np.fromiter((self.weights.get(e.event_type, 1.0) for e in events), dtype=np.float64,
-                        count=len(events))
-        self._rebase(float(times.max()))
-        np.add.at(self.scores, rows, w * np.exp2((times - self.anchor) / self.half_life_s))
+        item_ids = [e.item_id for e in events]
+        for item_id in item_ids:
+            self.row(item_id)   # an item new to the catalogue gets its row here first
+        self.popularity.add(item_ids, (e.timestamp for e in events),
+                            (self.weights.get(e.event_type, 1.0) for e in events))
 
     def decayed_scores(self, now: float) -> np.ndarray:
         """Scores in event weight decayed to time ``now`` (for inspection; ranking ignores it)."""
-        n = len(self.item_ids)
-        if self.anchor is None:
-            return self.scores[:n].copy()
-        return self.scores[:n] * 2.0 ** ((self.anchor - now) / self.half_life_s)
+        return self.popularity.at(now)
 
     def score_many(self, user_ids: Sequence[str]) -> np.ndarray:
-        n = len(self.item_ids)
-        return np.broadcast_to(self.scores[:n], (len(user_ids), n))
+        return np.broadcast_to(self.scores, (len(user_ids), len(self.item_ids)))

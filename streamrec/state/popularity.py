@@ -1,99 +1,148 @@
-"""Time-decayed item popularity ("trending"), kept per source partition and summed on read.
+"""Time-decayed item popularity ("trending"): the one implementation.
 
-A streams worker only sees the events of its own partitions, so it keeps one decayed
-score per (partition, item): the table key is ``"<partition>/<item_id>"`` and the record
-lands in the changelog partition of the events it summarises. Readers (serving, the
-learner) sum the partitions' scores after decaying them to a common time.
+Serving ranks its trending and cold-start lists by it (:class:`serving.state_replica.StateReplica`
+feeds it every event it applies) and the ``decayed-popular`` baseline
+(:class:`streamrec.baselines.decayed_popular.DecayedPopular`) is a thin recommender over it.
+
+The decay is kept without touching every item on every event: an event of weight ``w`` at
+time ``t`` adds ``w * 2**((t - anchor) / half_life)`` to its item's mass. The popularity at
+time ``now`` is ``mass * 2**((anchor - now) / half_life)``, the same factor for every item,
+so ranking needs no decay at all and late events (``t`` below the newest time) are handled
+exactly: they simply carry a smaller weight. The anchor moves forward when exponents grow
+large, to stay far from float overflow.
 
 Examples
 --------
->>> p = Popularity.empty()
->>> p.add(t=0.0, weight=1.0, half_life=10.0); p.add(t=10.0, weight=1.0, half_life=10.0)
->>> round(p.score, 3), p.count
-(1.5, 2)
->>> round(p.at(20.0, half_life=10.0), 3)
-0.75
+>>> t = DecayedPopularity(half_life=10.0)
+>>> t.add(["a", "b", "a"], [0.0, 10.0, 10.0], [1.0, 1.0, 1.0])
+>>> [(i, round(s, 2)) for i, s in t.top(2)]
+[('a', 1.5), ('b', 1.0)]
+>>> t.count("a"), t.count("zzz")
+(2, 0)
+>>> [round(float(s), 3) for s in t.at(20.0)]      # one more half-life later
+[0.75, 0.5]
 """
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from typing import Iterable, Sequence
 
 import numpy as np
 
-
-def popularity_key(partition: int, item_id: str) -> str:
-    return f"{partition}/{item_id}"
-
-
-def split_key(key: str) -> tuple[int, str]:
-    partition, _, item_id = key.partition("/")
-    return int(partition), item_id
+# Move the anchor before 2**exponent comes near float64's limit (2**1023).
+_REBASE_EXPONENT = 512.0
 
 
-@dataclass
-class Popularity:
-    score: float     # decayed weight, anchored at ``t``
-    t: float
-    count: int
-    watermark: tuple[int, int] = (-1, -1)   # (offset, index) of the last event counted
+class DecayedPopularity:
+    """Decayed event weight per item, ranked on demand with one vectorised pass.
 
-    @classmethod
-    def empty(cls) -> "Popularity":
-        return cls(0.0, 0.0, 0)
+    Items get rows in the order they are first seen (:meth:`rows`), so a caller that
+    registers its own catalogue first can index :attr:`mass` by its catalogue rows.
 
-    def add(self, t: float, weight: float, half_life: float) -> None:
-        if t >= self.t:
-            self.score = self.score * 2.0 ** ((self.t - t) / half_life) + weight
-            self.t = t
-        else:  # late event: decay its weight to the anchor instead
-            self.score += weight * 2.0 ** ((t - self.t) / half_life)
-        self.count += 1
+    Parameters
+    ----------
+    half_life
+        Event-time seconds after which an event counts half.
+    capacity
+        Rows allocated up front (the arrays double when they fill).
+    """
 
-    def at(self, now: float, half_life: float) -> float:
-        return self.score * 2.0 ** ((self.t - now) / half_life) if now >= self.t else self.score
+    def __init__(self, half_life: float, capacity: int = 1024):
+        if half_life <= 0:
+            raise ValueError("half_life must be positive")
+        self.half_life = float(half_life)
+        self.anchor: float | None = None   # event time at which ``mass`` is expressed
+        self.newest_time = 0.0
+        self._row_of: dict[str, int] = {}
+        self._ids: list[str] = []
+        self._mass = np.zeros(capacity, dtype=np.float64)
+        self._counts = np.zeros(capacity, dtype=np.int64)
 
-    def encode(self) -> bytes:
-        return json.dumps({"s": self.score, "t": self.t, "n": self.count, "wm": list(self.watermark)},
-                          separators=(",", ":")).encode()
+    def __len__(self) -> int:
+        return len(self._ids)
 
-    @classmethod
-    def decode(cls, raw: bytes) -> "Popularity":
-        d = json.loads(raw)
-        return cls(float(d["s"]), float(d["t"]), int(d["n"]), tuple(d["wm"]))
+    @property
+    def ids(self) -> list[str]:
+        """Item ids in row order (first seen first)."""
+        return self._ids
 
+    @property
+    def mass(self) -> np.ndarray:
+        """Per row, the decayed weight expressed at :attr:`anchor`: ranks like the popularity."""
+        return self._mass[: len(self._ids)]
 
-@dataclass
-class TrendingIndex:
-    """Sum of per-partition decayed popularity; what serving ranks cold-start lists by."""
+    def rows(self, item_ids: Sequence[str]) -> np.ndarray:
+        """Row numbers of ``item_ids``, giving ids never seen the next free rows, in order."""
+        row_of = self._row_of
+        for item_id in item_ids:
+            if item_id not in row_of:
+                row_of[item_id] = len(self._ids)
+                self._ids.append(item_id)
+        if len(self._ids) > len(self._mass):
+            size = max(2 * len(self._mass), len(self._ids))
+            self._mass = np.concatenate([self._mass, np.zeros(size - len(self._mass))])
+            self._counts = np.concatenate([self._counts, np.zeros(size - len(self._counts), dtype=np.int64)])
+        return np.fromiter((row_of[i] for i in item_ids), dtype=np.int64, count=len(item_ids))
 
-    half_life: float
-    _parts: dict[str, dict[int, Popularity]] = field(default_factory=dict)
-    newest_time: float = 0.0
-
-    def update(self, key: str, raw: bytes | None) -> None:
-        partition, item_id = split_key(key)
-        if raw is None:
-            self._parts.get(item_id, {}).pop(partition, None)
+    def add(self, item_ids: Sequence[str], times: Iterable[float], weights: Iterable[float]) -> None:
+        """Count events: one (item, event time, weight) triple per event."""
+        if not item_ids:
             return
-        pop = Popularity.decode(raw)
-        self._parts.setdefault(item_id, {})[partition] = pop
-        self.newest_time = max(self.newest_time, pop.t)
+        rows = self.rows(item_ids)
+        t = np.fromiter(times, dtype=np.float64, count=len(item_ids))
+        w = np.fromiter(weights, dtype=np.float64, count=len(item_ids))
+        if self.anchor is None:
+            self.anchor = float(t.min())
+        if (t.max() - self.anchor) / self.half_life > _REBASE_EXPONENT:
+            new_anchor = float(t.max())
+            self._mass *= 2.0 ** ((self.anchor - new_anchor) / self.half_life)
+            self.anchor = new_anchor
+        np.add.at(self._mass, rows, w * np.exp2((t - self.anchor) / self.half_life))
+        np.add.at(self._counts, rows, 1)
+        self.newest_time = max(self.newest_time, float(t.max()))
 
-    def scores(self, now: float | None = None) -> tuple[list[str], np.ndarray]:
+    def at(self, now: float) -> np.ndarray:
+        """Per row, the popularity decayed to event time ``now``."""
+        if self.anchor is None:
+            return self.mass.copy()
+        return self.mass * 2.0 ** ((self.anchor - now) / self.half_life)
+
+    def count(self, item_id: str) -> int:
+        """Events counted for ``item_id`` (undecayed)."""
+        row = self._row_of.get(item_id)
+        return 0 if row is None else int(self._counts[row])
+
+    def counts(self, item_ids: Sequence[str]) -> np.ndarray:
+        row_of, counts = self._row_of, self._counts
+        return np.fromiter((counts[row_of[i]] if i in row_of else 0 for i in item_ids),
+                           dtype=np.int64, count=len(item_ids))
+
+    def top(self, k: int, exclude: set[str] | frozenset[str] = frozenset(),
+            now: float | None = None) -> list[tuple[str, float]]:
+        """The ``k`` most popular items not in ``exclude``, with their decayed score at ``now``.
+
+        Equal popularity ranks the first-seen item first.
+        """
+        n = len(self._ids)
+        if n == 0 or k <= 0:
+            return []
         now = self.newest_time if now is None else now
-        ids = list(self._parts)
-        values = np.fromiter((sum(p.at(now, self.half_life) for p in self._parts[i].values()) for i in ids),
-                             dtype=np.float64, count=len(ids))
-        return ids, values
-
-    def top(self, k: int, exclude: set[str] = frozenset(), now: float | None = None) -> list[tuple[str, float]]:
-        ids, values = self.scores(now)
-        order = np.argsort(-values, kind="stable")
+        mass = self._mass[:n]
+        fetch = min(n, k + len(exclude))
+        if fetch < n:
+            # Every item at least as popular as the fetch-th, so items tied with it are all
+            # candidates: argpartition alone would keep an arbitrary subset of such a tie.
+            threshold = -np.partition(-mass, fetch - 1)[fetch - 1]
+            top = np.flatnonzero(mass >= threshold)
+        else:
+            top = np.arange(n)
+        # Equal mass: first-seen item first (argpartition's order is numpy's implementation detail).
+        top = top[np.lexsort((top, -mass[top]))]
+        scale = 2.0 ** ((self.anchor - now) / self.half_life)
         out = []
-        for j in order:
-            if ids[j] not in exclude:
-                out.append((ids[j], float(values[j])))
+        for row in top:
+            item_id = self._ids[row]
+            if item_id not in exclude:
+                out.append((item_id, float(mass[row] * scale)))
                 if len(out) == k:
                     break
         return out

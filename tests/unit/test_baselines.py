@@ -25,13 +25,14 @@ def test_decayed_popular_matches_closed_form_and_survives_rebasing():
     hl = 10.0
     rec = DecayedPopular(half_life_s=hl)
     rec.set_catalogue("ab")
-    # 200 half-lives apart forces a rebase (2**200 would overflow the old anchor's scale).
+    # 1,200 half-lives apart forces a rebase (2**1200 would overflow the old anchor's scale).
     rec.learn_many([ev("u", "a", 0.0), ev("u", "a", 5.0)])
-    rec.learn_one(ev("v", "b", 2000.0))
-    rec.learn_one(ev("v", "a", 2010.0))
-    now = 2010.0
+    rec.learn_one(ev("v", "b", 12000.0))
+    rec.learn_one(ev("v", "a", 12010.0))
+    now = 12010.0
+    assert rec.popularity.anchor > 0
     expected_a = 2 ** (-(now - 0) / hl) + 2 ** (-(now - 5) / hl) + 1.0
-    expected_b = 2 ** (-(now - 2000) / hl)
+    expected_b = 2 ** (-(now - 12000) / hl)
     assert rec.decayed_scores(now) == pytest.approx([expected_a, expected_b])
     assert rec.recommend("x", 2) == ["a", "b"]
 

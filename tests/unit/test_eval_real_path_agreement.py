@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from serving.trending import DecayedPopularity
+from streamrec.state.popularity import DecayedPopularity
 from harness.evaluation.prequential import MethodRun, plan_stream
 from harness.evaluation.real_path import agreement
 from harness.evaluation.system_variants import OnlineVectorsVariant

@@ -4,6 +4,7 @@ import numpy as np
 from streamrec.contracts.events import Event
 from streamrec.state.item_vectors import ItemVectors
 from streamrec.settings import Settings
+from streamrec.state.apply import apply_located
 from streamrec.state.user_state import UserState, decode_state
 from streams.batch import BatchProcessor, Record
 
@@ -60,20 +61,45 @@ def test_codec_roundtrip_is_exact():
     assert d.watermarks == {1: (5, 1)} and d.event_ids == {"a": (1, 5, 0)}
 
 
-def test_batch_processor_counts_popularity_once_across_restarts():
+def test_batch_processor_applies_once_across_restarts():
     proc = BatchProcessor(S, ItemVectors(S.vector_dim))
     raw = b'[{"user_id":"u0","item_id":"x","event_type":"click","timestamp":1e9},' \
           b'{"user_id":"u2","item_id":"x","event_type":"click","timestamp":1e9}]'  # both on partition 2 of 4
     recs = [Record("events", 2, 40, raw, 1e9)]
-    users, pops = {}, {}
-    out = proc.process(recs, users, pops)
+    users = {}
+    out = proc.process(recs, users)
     users.update(out.user_writes)
-    pops.update({k: v for (_, k), v in out.popularity_writes.items()})
-    again = proc.process(recs, users, pops)
-    assert out.applied == 2 and again.applied == 0 and again.replayed == 2
-    assert again.user_writes == {} and again.popularity_writes == {}
-    from streamrec.state.popularity import Popularity
-    assert Popularity.decode(pops["2/x"]).count == 2
+    again = proc.process(recs, users)
+    assert out.applied == 2 and sorted(out.user_writes) == ["u0", "u2"]
+    assert again.applied == 0 and again.replayed == 2 and again.duplicates == 0
+    assert again.user_writes == {}     # nothing applied: no changelog record to write
+
+
+def test_apply_located_reports_applied_replayed_and_duplicate_indices():
+    located = [(ev(1, eid="a"), (0, 5, 0)), (Event("v", "i9", "click", 1e9), (0, 5, 1)),
+               (ev(2, eid="a"), (0, 6, 0)),        # the same event_id at another position
+               (ev(3), (0, 7, 0))]
+    states = {}
+    get = lambda u: states.setdefault(u, UserState.empty(S.vector_dim))  # noqa: E731
+    first = {r.user_id: r for r in apply_located(located[:2], get, ItemVectors(S.vector_dim), S)}
+    assert first["u"].applied == [0] and first["v"].applied == [1]
+    users = apply_located(located, get, ItemVectors(S.vector_dim), S)
+    assert [r.user_id for r in users] == ["u", "v"]
+    u, v = users
+    assert u.indices == [0, 2, 3] and u.applied == [3] and u.replayed == [0] and u.duplicates == [2]
+    assert v.applied == [] and v.replayed == [1] and v.duplicates == []
+    assert u.state is states["u"] and states["u"].applied == 2
+
+
+def test_streams_and_serving_apply_events_to_the_same_state():
+    from serving.state_replica import StateReplica
+    raw = b'[{"user_id":"u0","item_id":"x","event_type":"click","timestamp":1e9},' \
+          b'{"user_id":"u0","item_id":"y","event_type":"purchase","timestamp":1e9,"event_id":"e"},' \
+          b'{"user_id":"u0","item_id":"z","event_type":"click","timestamp":1e9,"event_id":"e"}]'
+    out = BatchProcessor(S, ItemVectors(S.vector_dim)).process([Record("events", 2, 40, raw, 1e9)], {})
+    replica = StateReplica(S)
+    assert replica.apply_events(2, 40, raw) == out.applied == 2 and out.duplicates == 1
+    assert replica.users["u0"].encode() == out.user_writes["u0"]
 
 
 def test_seen_keeps_every_item_beyond_recent_up_to_its_bound():
