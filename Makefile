@@ -43,6 +43,6 @@ test: $(STAMP) tools
 clean:
 	rm -rf $(VENV) var results .pytest_cache
 
-# Regenerate the README's settings table from streamrec/settings.py.
+# Regenerate the settings and metrics tables of docs/operations.md from the code.
 readme: $(STAMP)
 	$(BIN)/python -m harness.readme_tables

@@ -1,4 +1,4 @@
-"""Keep the README's generated tables (settings, metrics) in step with the code (``make readme``)."""
+"""Keep the generated tables (settings, metrics) of docs/operations.md in step with the code (``make readme``)."""
 from __future__ import annotations
 
 import re
@@ -6,7 +6,9 @@ from pathlib import Path
 
 from streamrec.settings import settings_table
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+OPERATIONS = ROOT / "docs" / "operations.md"   # the file that carries both generated tables
 
 
 def _replace(text: str, marker: str, table: str) -> str:
@@ -15,14 +17,14 @@ def _replace(text: str, marker: str, table: str) -> str:
 
 
 def render(text: str) -> str:
-    """The README with its generated tables (settings, metrics) rebuilt from the code."""
+    """``text`` with its generated tables (settings, metrics) rebuilt from the code."""
     from harness.status import metric_table
 
     return _replace(_replace(text, "settings-table", settings_table()), "metrics-table", metric_table())
 
 
 def main() -> None:
-    README.write_text(render(README.read_text()))
+    OPERATIONS.write_text(render(OPERATIONS.read_text()))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 :class:`EventPublisher` is the producer helper services can use: it keys events by
 ``user_id`` and, when packing, groups them by the partition Kafka's default partitioner
 gives that key, so a packed message only holds users of the partition it is written to
-(the contract in DESIGN.md). Packing is what makes high event rates affordable: Faust's
+(the event contract, docs/contracts.md). Packing is what makes high event rates affordable: Faust's
 per-message overhead is large, the per-event cost inside one message is small.
 
 Examples

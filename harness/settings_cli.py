@@ -13,7 +13,7 @@ from streamrec.settings import Settings, settings_table
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="streamrec settings", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--markdown", action="store_true", help="print the README's Markdown table")
+    parser.add_argument("--markdown", action="store_true", help="print the Markdown table of docs/operations.md")
     args = parser.parse_args(argv)
     if args.markdown:
         print(settings_table())

@@ -13,7 +13,7 @@ exact names, so the view keeps working when a metric gains a unit suffix or a ne
 
 ``--once`` prints one snapshot and exits 0 when every endpoint answered, 1 otherwise (rates
 need two scrapes, so they show "—" there). ``--metrics-table`` prints the Markdown table of
-every metric the processes export (:func:`metric_table`), which the README carries.
+every metric the processes export (:func:`metric_table`), which docs/operations.md carries.
 
 Examples
 --------

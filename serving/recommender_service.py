@@ -1,7 +1,7 @@
 """The recommend logic shared by the HTTP API and the request-topic agent.
 
 One call, :meth:`RecommenderService.recommend`, turns a validated request into the response
-contract (the README's serving API)::
+contract (docs/architecture.md, Serving)::
 
     {"request_id", "user_id", "items": [{"item_id", "score", "reason", "reason_kind",
      "title"?, "reason_title"?}], "model_version", "state_time", "served_at"}

@@ -1,1 +1,1 @@
-"""Evaluation: prequential replay against baselines, metrics, reports (issue 5)."""
+"""Evaluation: prequential replay against baselines, metrics, reports."""

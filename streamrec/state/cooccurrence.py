@@ -8,10 +8,9 @@ similarities ``C[i, j] / sqrt(n[i] n[j])`` of their ``history`` most recent item
 ``j``-th newest weighted ``recency_decay ** j``.
 
 Why it is part of the system: the two-tower model learns from mini-batches once per cycle,
-while co-occurrence counts are exact and current after every event; on MovieLens 100K the
-co-occurrence signal alone (item-kNN) and the model alone both reach HR@10 about 0.18 in
-the prequential evaluation, and their blend 0.21: the two are complementary (see
-:func:`blend`, ``harness.evaluation.system_variants`` and the README's numbers).
+while co-occurrence counts are exact and current after every event; in the prequential
+evaluation each alone is behind their blend, so the two are complementary (see
+:func:`blend`, ``harness.evaluation.system_variants``, and the numbers in docs/evaluation.md).
 
 Decay is implemented without touching the whole matrix per event: an increment at event
 time ``t`` is scaled by ``2 ** ((t - t_ref) / half_life)`` and everything is rescaled when
