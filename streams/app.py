@@ -113,9 +113,9 @@ class StreamsApp:
         """Update the table and produce the batch's changelog records, re-routes and dead letters.
 
         Faust's ``table[key] = value`` queues one changelog message per key through its
-        producer buffer, which measured at about 1,000 keys/s here. The same records are
-        written directly with the app's producer instead (same topics, same partitions, so
-        Faust's recovery reads them as its own), and the batch waits for every
+        producer buffer, far too slow for the hot path (measured: docs/benchmarks.md). The
+        same records are written directly with the app's producer instead (same topics, same
+        partitions, so Faust's recovery reads them as its own), and the batch waits for every
         acknowledgement before it returns, so an offset is never committed ahead of the state
         it produced.
         """
