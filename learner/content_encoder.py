@@ -49,7 +49,7 @@ def available() -> bool:
 
 
 def _load_model():
-    """The process-wide SentenceTransformer; loading takes ~11 s, so it happens once."""
+    """The process-wide SentenceTransformer; loading takes seconds, so it happens once."""
     global _MODEL
     with _MODEL_LOCK:
         if _MODEL is None:
