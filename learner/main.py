@@ -1,80 +1,48 @@
 """``streamrec learner``: run the continual learner (see :mod:`learner.service`).
 
-Every option defaults to its environment variable (``streamrec settings`` lists them all);
-``--help`` prints each learner setting with its variable and default. With no bootstrap
-servers configured, an embedded broker is started on loopback, as for every command.
+Consume events and the item catalogue, fine-tune the model continually with a replay buffer,
+gate each candidate on the newest held-out events, and publish versions on model-updates.
+Items use a MiniLM content embedding when the `text` extra is installed, IDs only otherwise.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import signal
-import sys
-from pathlib import Path
 
-from streamrec.settings import Settings
+from streamrec.kafka.broker_watch import wait_for_broker
+from streamrec.kafka.runtime import embedded_or_configured
+from streamrec.observability.logging_setup import configure_logging
+from streamrec.settings_args import (EVENT_INPUT, KAFKA, MODELS, PROCESS, USER_HISTORY, parse_settings,
+                                     section, settings_parser)
 
-# Settings that the learner reads besides its own section.
-SHARED = ("bootstrap_servers", "topic_prefix", "state_dir", "learner_port", "http_host", "vector_dim",
-          "recent_items", "log_level")
+log = logging.getLogger("learner")
 
-
-def _fields(settings_cls=Settings):
-    for f in dataclasses.fields(settings_cls):
-        if f.name.startswith("learner_") or f.name in SHARED:
-            yield f
+# Every setting the learner reads (tests/unit/test_settings_args.py checks this against the code).
+READS = (*KAFKA, *EVENT_INPUT, *USER_HISTORY, *MODELS, *PROCESS, "learner_port", *section("learner_"))
 
 
-def build_parser(defaults: Settings) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="streamrec learner", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="Consume events and the item catalogue, fine-tune the model continually with a replay "
-                    "buffer, gate each candidate on the newest held-out events, and publish versions on "
-                    "model-updates. Items use a MiniLM content embedding when the `text` extra is installed, "
-                    "IDs only otherwise.")
-    for f in _fields():
-        flag = "--" + f.name.replace("_", "-")
-        kind = str(f.type)
-        help_text = f"{f.metadata['doc']} [{f.metadata['env']}]"
-        default = getattr(defaults, f.name)
-        if "bool" in kind:
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=help_text)
-        else:
-            cast = int if kind.startswith("int") else float if kind.startswith("float") else (
-                Path if "Path" in kind else str)
-            p.add_argument(flag, dest=f.name, type=cast, default=default, help=help_text, metavar=f.name.upper())
-    return p
+def build_parser() -> argparse.ArgumentParser:
+    return settings_parser("streamrec learner", READS, __doc__.split("\n\n")[1].replace("\n", " "))
 
 
 def main(argv: list[str] | None = None) -> int:
-    defaults = Settings.from_env()
-    args = build_parser(defaults).parse_args(sys.argv[1:] if argv is None else argv)
-    settings = defaults.replace(**{f.name: getattr(args, f.name) for f in _fields()})
-    from streamrec.observability.logging_setup import configure_logging
+    _, settings = parse_settings(build_parser(), argv)
     configure_logging(settings, process_name="learner")
-    from streamrec.kafka.embedded import EmbeddedBroker
-    from learner.service import Learner
+    with embedded_or_configured(settings) as settings:
+        # Started before its broker: /readyz says why (503) and the wait retries with backoff.
+        wait_for_broker(settings, health_port=settings.learner_port)
+        from learner.service import Learner   # here, so that --help does not load torch
 
-    broker = None
-    if not settings.bootstrap_servers:
-        broker = EmbeddedBroker().start()
-        settings = settings.replace(bootstrap_servers=broker.bootstrap_servers)
-        logging.getLogger("learner").info("no KAFKA_BOOTSTRAP_SERVERS: embedded broker on %s",
-                                          broker.bootstrap_servers)
-    learner = Learner(settings)
+        learner = Learner(settings)
 
-    def on_signal(signum, frame):
-        logging.getLogger("learner").info("signal %d: finishing the current cycle, checkpointing", signum)
-        learner.stop()
+        def on_signal(signum, frame):
+            log.info("signal %d: finishing the current cycle, checkpointing", signum)
+            learner.stop()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
         learner.run()
-    finally:
-        if broker is not None:
-            broker.stop()
     return 1 if learner.failed else 0
 
 

@@ -26,40 +26,26 @@ carries the fact in its ``notes``.
 """
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
 import logging
-import re
 import threading
 import time
 from pathlib import Path
 
-from aiohttp import web
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
 from learner import metrics as M
 from learner.checkpoint import checkpoint_cluster_id, load_checkpoint, save_checkpoint, stale_offsets
 from streamrec.contracts.events import DecodedMessage, Event, decode_message
 from streamrec.contracts.items import InvalidItem, parse_item
-from streamrec.kafka.config import confluent_config, ensure_topics, producer_config
+from streamrec.kafka.config import confluent_config, producer_config
 from streamrec.contracts.model_store import MODEL_KEY, Announcement, remove_stale_temporaries, write_version
-from streamrec.observability.health import add_health_routes
+from streamrec.observability.health import HealthServer
 from streamrec.settings import Settings
 from streamrec.contracts.topics import EVENTS, ITEMS, MODEL_UPDATES
 from learner.trainer import ContinualTrainer, CycleResult
+from learner.versions import announcement_of, published_versions
 
 log = logging.getLogger(__name__)
-
-
-def published_versions(directory: Path) -> int:
-    """Highest version number among the files in ``directory`` (0 if none)."""
-    best = 0
-    for path in directory.glob("model-v*.safetensors"):
-        m = re.fullmatch(r"model-v(\d+)\.safetensors", path.name)
-        if m:
-            best = max(best, int(m.group(1)))
-    return best
 
 
 class Learner:
@@ -79,7 +65,6 @@ class Learner:
         self.resume_notes: list[str] = []
         self._from_beginning: set[str] = set()
         self.stop_event = threading.Event()
-        self.connected = False
         self.trainer_alive = False
         self.last_scores: dict = {}
         self.newest: Announcement | None = None   # the newest version announced by this process
@@ -89,27 +74,18 @@ class Learner:
         self._commit_request: dict[str, int] | None = None
         self._drift_counted = 0
         self._producer: Producer | None = None
-        self.http_port: int | None = None
         M.MODEL_VERSION.set(self.version)
 
     # -- readiness ------------------------------------------------------------------------
     def not_ready(self) -> list[str]:
-        reasons = []
-        if not self.connected:
-            reasons.append("not connected to Kafka yet")
-        if not self.trainer_alive:
-            reasons.append("training thread not running")
-        return reasons
+        # Kafka is not a reason: the process started once the broker answered (wait_for_broker).
+        return [] if self.trainer_alive else ["training thread not running"]
 
     # -- the run loop ---------------------------------------------------------------------
     def run(self) -> None:
-        http = threading.Thread(target=self._serve_http, name="learner-http", daemon=True)
-        http.start()
+        http = self._serve_http()
         training = threading.Thread(target=self._training_loop, name="learner-training", daemon=True)
         try:
-            self._wait_for_kafka()
-            if self.stop_event.is_set():
-                return
             self._producer = Producer(producer_config(self.settings))
             self._reannounce_newest()
             events, items = self._consumers()
@@ -127,22 +103,11 @@ class Learner:
             self.stop_event.set()
             if self._producer is not None:
                 self._producer.flush(5)
+            if http is not None:
+                http.close()
 
     def stop(self) -> None:
         self.stop_event.set()
-
-    def _wait_for_kafka(self) -> None:
-        delay = 0.5
-        while not self.stop_event.is_set():
-            try:
-                ensure_topics(self.settings, timeout=10.0)
-                self.connected = True
-                return
-            except KafkaException as exc:
-                M.KAFKA_ERRORS.inc()
-                log.warning("Kafka not reachable (%s); retrying in %.1fs", exc, delay)
-                self.stop_event.wait(delay)
-                delay = min(delay * 2, 10.0)
 
     def _consumers(self) -> tuple[Consumer, Consumer]:
         s = self.settings
@@ -382,16 +347,9 @@ class Learner:
 
     def _reannounce_newest(self) -> None:
         """After a restart, announce the newest written version again (it may never have been)."""
-        path = self.models_dir / f"model-v{self.version:06d}.safetensors"
-        if not path.exists():
+        announcement = announcement_of(self.models_dir, self.version)
+        if announcement is None:
             return
-        data = path.read_bytes()
-        n = int.from_bytes(data[:8], "little")
-        meta = json.loads(json.loads(data[8:8 + n])["__metadata__"]["streamrec"])
-        header = json.loads(data[8:8 + n])["item_vectors"]["shape"]
-        announcement = Announcement(self.version, float(meta["created_at"]), str(path.resolve()),
-                                    hashlib.sha256(data).hexdigest(), int(header[0]), int(header[1]),
-                                    dict(meta.get("scores") or {}))
         self._announce(announcement.signed(self.settings.model_signing_key).encode())
         self.newest = announcement
         self.last_scores = dict(announcement.scores)
@@ -405,24 +363,10 @@ class Learner:
             self._commit_request = dict(self.trainer.offsets)
 
     # -- HTTP -----------------------------------------------------------------------------
-    def _serve_http(self) -> None:
-        loop = asyncio.new_event_loop()
-        app = web.Application()
-        add_health_routes(app, self.not_ready, notes=lambda: list(self.resume_notes))
-        runner = web.AppRunner(app)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, self.settings.http_host, self.settings.learner_port)
+    def _serve_http(self) -> HealthServer | None:
         try:
-            loop.run_until_complete(site.start())
-        except OSError as exc:
+            return HealthServer(self.settings.http_host, self.settings.learner_port, self.not_ready,
+                                notes=lambda: list(self.resume_notes))
+        except OSError as exc:   # training matters more than its metrics: run on without them
             log.error("cannot serve metrics on port %d: %s", self.settings.learner_port, exc)
-            return
-        self.http_port = self.settings.learner_port
-
-        async def wait_stop():
-            while not self.stop_event.is_set():
-                await asyncio.sleep(0.2)
-
-        loop.run_until_complete(wait_stop())
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
+            return None

@@ -16,6 +16,8 @@ from streamrec.kafka.broker_watch import BrokerWatch, wait_for_broker
 from streamrec.kafka.model_follower import follow_models, refusal_reason
 from streamrec.observability.health import add_health_routes
 from streamrec.settings import Settings
+from streamrec.settings_args import (EVENT_INPUT, KAFKA, MODELS, ONLINE_STATE, PROCESS, USER_HISTORY,
+                                      parse_settings, settings_parser)
 from streams import metrics
 from streams.app import StreamsApp
 
@@ -62,15 +64,22 @@ def build(settings: Settings, watch: BrokerWatch | None = None) -> StreamsApp:
     return streams
 
 
-def main(argv: list[str]) -> int:
+# Every setting the worker reads (tests/unit/test_settings_args.py checks this against the code).
+READS = (*KAFKA, *EVENT_INPUT, "dlq_max_copy_bytes", *USER_HISTORY, *ONLINE_STATE, "take_batch",
+         "take_within_s", *MODELS, *PROCESS, "streams_web_port")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # --port: the spelling this command had before every setting became an option.
+    return settings_parser("streamrec streams", READS, __doc__.split("\n\n")[0],
+                           aliases={"streams_web_port": ["--port"]})
+
+
+def main(argv: list[str] | None = None) -> int:
     from streamrec.observability.logging_setup import configure_logging
     from streamrec.kafka.runtime import embedded_or_configured
 
-    parser = argparse.ArgumentParser(prog="streamrec streams", description=__doc__)
-    parser.add_argument("--bootstrap-servers", help="Kafka (else KAFKA_BOOTSTRAP_SERVERS, else embedded)")
-    parser.add_argument("--port", type=int, help="HTTP port for /metrics, /healthz, /readyz")
-    args = parser.parse_args(argv)
-    settings = Settings.from_env(bootstrap_servers=args.bootstrap_servers, streams_web_port=args.port)
+    _, settings = parse_settings(build_parser(), argv)
     configure_logging(settings)
     with embedded_or_configured(settings) as settings:
         # Started before its broker: /readyz says why (503) and the wait retries with backoff.

@@ -35,9 +35,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
 
 from streamrec.kafka.config import confluent_config, ensure_topics
+from streamrec.observability.health import HealthServer
 from streamrec.settings import Settings
 from streamrec.contracts.topics import EVENTS, TOPICS
 
@@ -156,50 +156,20 @@ def wait_for_broker(settings: Settings, health_port: int | None = None,
                     timeout: float | None = None) -> BrokerWatch:
     """Block until the broker answers and the topics exist (start-up of a synchronous main).
 
-    With ``health_port``, ``/healthz`` (200) and ``/readyz`` (503 with the reason) are served
-    on it meanwhile, from a thread, and released before this returns so the process's own
+    The same wait as :meth:`BrokerWatch.wait_reachable`, run to completion. With
+    ``health_port``, ``/healthz`` (200) and ``/readyz`` (503 with the reason) are served on
+    it meanwhile, from a thread, and released before this returns so the process's own
     server can bind the port.
     """
     watch = BrokerWatch(settings)
-    server = _HealthServer(settings.http_host, health_port, watch.reasons) if health_port else None
-    deadline = None if timeout is None else time.monotonic() + timeout
-    backoff = MIN_BACKOFF_S
+    server = HealthServer(settings.http_host, health_port, lambda: watch.reasons() or ["starting"]) \
+        if health_port else None
     try:
-        while not watch.check():
-            if deadline is not None and time.monotonic() + backoff > deadline:
-                raise TimeoutError(watch.reasons()[0])
-            time.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+        asyncio.run(watch.wait_reachable(timeout))
     finally:
         if server is not None:
             server.close()
     return watch
-
-
-class _HealthServer:
-    """/healthz and /readyz on their own loop and thread, for as long as a start-up wait lasts."""
-
-    def __init__(self, host: str, port: int, reasons: Callable[[], list[str]]):
-        import threading
-
-        from aiohttp import web
-
-        from streamrec.observability.health import add_health_routes
-
-        self.loop = asyncio.new_event_loop()
-        app = web.Application()
-        add_health_routes(app, lambda: reasons() or ["starting"])
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        self.loop.run_until_complete(self.runner.setup())
-        self.loop.run_until_complete(web.TCPSite(self.runner, host, port).start())
-        self.thread = threading.Thread(target=self.loop.run_forever, name="startup-health", daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
 
 
 def _short(exc: Exception) -> str:

@@ -34,3 +34,38 @@ def add_health_routes(app: web.Application, ready: ReadyCheck, registry=REGISTRY
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+
+
+class HealthServer:
+    """``/healthz``, ``/readyz`` and ``/metrics`` on their own event loop and thread.
+
+    For a process whose main thread is not an event loop (the learner), or for as long as
+    a start-up wait lasts. Raises :class:`OSError` when the port cannot be bound;
+    :meth:`close` releases it.
+    """
+
+    def __init__(self, host: str, port: int, ready: ReadyCheck, notes: ReadyCheck | None = None):
+        import asyncio
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        app = web.Application()
+        add_health_routes(app, ready, notes=notes)
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        try:
+            self.loop.run_until_complete(self.runner.setup())
+            self.loop.run_until_complete(web.TCPSite(self.runner, host, port).start())
+        except OSError:
+            self.loop.run_until_complete(self.runner.cleanup())
+            self.loop.close()
+            raise
+        self.thread = threading.Thread(target=self.loop.run_forever, name=f"health-{port}", daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
