@@ -184,7 +184,7 @@ class Settings:
         1.0, "STREAMREC_LEARNER_CATALOGUE_PUBLISH_S",
         "New items wait at most this long before a catalogue-only version (same weights, more vectors) is published.")
     # Item-to-item co-occurrence blended with the model (streamrec.state.cooccurrence). Tuned on the
-    # first 50,000 MovieLens 100K events only (see harness.evaluation.system_variants).
+    # first 50,000 MovieLens 100K events only (see docs/evaluation-tuning.md).
     cooccurrence_weight: float = setting(
         1.0, "STREAMREC_COOCCURRENCE_WEIGHT",
         "Weight of the online co-occurrence score added to the standardised model score (0: model only).")

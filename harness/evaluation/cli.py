@@ -32,7 +32,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.datasets import DatasetNotFound, load_dataset
+from harness.datasets import Dataset, DatasetNotFound, load_dataset
 from harness.evaluation import report
 from harness.evaluation.methods import available_methods, default_methods
 from harness.evaluation.prequential import prequential
@@ -71,16 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print("\n".join(factories))
         return 0
-    names = list(default_methods()) if not args.methods else [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in names if m not in factories]
-    if unknown:
-        print(f"streamrec evaluate: unknown method(s) {', '.join(unknown)}; available: {', '.join(factories)}",
-              file=sys.stderr)
-        return 2
-    try:
-        dataset = load_dataset(args.dataset, args.data_dir)
-    except (DatasetNotFound, ValueError) as exc:
-        print(f"streamrec evaluate: {exc}", file=sys.stderr)
+    names = _chosen(args, factories, default_methods(), "streamrec evaluate: unknown method(s)")
+    dataset = _dataset(args) if names is not None else None
+    if dataset is None:
         return 2
     progress = _progress_printer()
     started = dt.datetime.now(dt.timezone.utc)
@@ -101,16 +94,10 @@ def _main_real(args: argparse.Namespace, settings: Settings, argv: list[str] | N
     if args.list:
         print("\n".join(REAL_SYSTEMS))
         return 0
-    names = ["system-online-vectors"] if not args.methods else [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in names if m not in REAL_SYSTEMS]
-    if unknown:
-        print(f"streamrec evaluate --path real: unknown system(s) {', '.join(unknown)}; "
-              f"available: {', '.join(REAL_SYSTEMS)}", file=sys.stderr)
-        return 2
-    try:
-        dataset = load_dataset(args.dataset, args.data_dir)
-    except (DatasetNotFound, ValueError) as exc:
-        print(f"streamrec evaluate: {exc}", file=sys.stderr)
+    names = _chosen(args, REAL_SYSTEMS, ["system-online-vectors"],
+                    "streamrec evaluate --path real: unknown system(s)")
+    dataset = _dataset(args) if names is not None else None
+    if dataset is None:
         return 2
     progress = _progress_printer()
     started = dt.datetime.now(dt.timezone.utc)
@@ -131,6 +118,25 @@ def _main_real(args: argparse.Namespace, settings: Settings, argv: list[str] | N
               f"HR {agreed['hr'][0]:.4f} (real) vs {agreed['hr'][1]:.4f} (fast)")
     _finish(doc, args, path)
     return 0
+
+
+def _chosen(args: argparse.Namespace, known, default, complaint: str) -> list[str] | None:
+    """The names ``--methods`` gives (``default`` without it); None, said on stderr, if one is unknown."""
+    names = list(default) if not args.methods else [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in names if m not in known]
+    if unknown:
+        print(f"{complaint} {', '.join(unknown)}; available: {', '.join(known)}", file=sys.stderr)
+        return None
+    return names
+
+
+def _dataset(args: argparse.Namespace) -> Dataset | None:
+    """The dataset ``--dataset`` names; None, said on stderr, when it cannot be loaded."""
+    try:
+        return load_dataset(args.dataset, args.data_dir)
+    except (DatasetNotFound, ValueError) as exc:
+        print(f"streamrec evaluate: {exc}", file=sys.stderr)
+        return None
 
 
 def _progress_printer():

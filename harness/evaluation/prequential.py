@@ -118,6 +118,14 @@ class MethodRun:
     recommend_s: float
 
 
+def record(lists: np.ndarray, ranks: np.ndarray, request: int, rows: np.ndarray, target: int) -> None:
+    """Store the list served for ``request`` and the rank of ``target`` (the next item) in it."""
+    lists[request, : len(rows)] = rows
+    hit = np.flatnonzero(rows == target)
+    if len(hit):
+        ranks[request] = hit[0]
+
+
 def run_method(rec: Recommender, plan: StreamPlan, k: int = 10, name: str | None = None,
                items: list | None = None, progress: Callable[[int, int], None] | None = None) -> MethodRun:
     """Replay ``plan`` through one recommender under the prequential protocol."""
@@ -137,11 +145,7 @@ def run_method(rec: Recommender, plan: StreamPlan, k: int = 10, name: str | None
                 [plan.user_rows[users[j]][: plan.prior[j]] for j in requests])
             recommend_s += time.perf_counter() - t0
             for j, rows in zip(requests, served):
-                rows = np.asarray(rows, dtype=np.int64)[:k]
-                lists[out, : len(rows)] = rows
-                hit = np.flatnonzero(rows == plan.item_rows[j])
-                if len(hit):
-                    ranks[out] = hit[0]
+                record(lists, ranks, out, np.asarray(rows, dtype=np.int64)[:k], plan.item_rows[j])
                 out += 1
         t0 = time.perf_counter()
         rec.learn_many(events[start:end])

@@ -53,7 +53,7 @@ from streamrec.client import RecClient, RecRequestError
 from harness.datasets import Dataset
 from harness.evaluation import metrics
 from harness.evaluation.prequential import (MethodRun, StreamPlan, item_content_vectors, item_probability,
-                                              plan_stream, run_method, summarise_run)
+                                              plan_stream, record, run_method, summarise_run)
 from streamrec.kafka.config import ensure_topics
 from harness.processes import Proc
 from harness.replay import EventPublisher, publish_items
@@ -173,10 +173,7 @@ def replay_through_serving(plan: StreamPlan, url: str, settings: Settings, *, k:
             run.short_lists += len(rows) < k
             run.cold_requests += answer.get("state_time") is None
             run.model_versions[answer.get("model_version")] += 1
-            lists[out, : len(rows)] = rows
-            hit = np.flatnonzero(rows == plan.item_rows[j])
-            if len(hit):
-                ranks[out] = hit[0]
+            record(lists, ranks, out, rows, plan.item_rows[j])
             out += 1
         t0 = time.perf_counter()
         publisher.publish([event])

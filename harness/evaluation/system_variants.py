@@ -5,18 +5,17 @@ These replay what the running system does, without Kafka, in the harness's event
 ``system-full``
     The continual learner (:class:`learner.trainer.ContinualTrainer`: replay buffer,
     gated cycles) scores with the user encoder over the user's freshest history (what the
-    streams state holds), blends in the online item-to-item co-occurrence score over the same
-    history (:class:`streamrec.state.cooccurrence.Cooccurrence`, :func:`~streamrec.state.cooccurrence.blend`
-    with weight ``cooccurrence_weight``; see "Tuning" below), takes the top
-    ``serving_candidates`` by that blended score (serving's exact candidate search, see
-    :mod:`serving.recommender_service`), and re-ranks them with
-    :func:`streamrec.ranking.rerank.rerank` using the serving defaults (``serving_diversity``,
-    ``serving_exploration``). It also records, for the same requests, the lists re-ranking
-    with diversity weights ``sweep`` (no exploration) would have served: the
-    accuracy-diversity curve at no extra training cost (offline replay: what is served does
-    not feed back into what is learned). To bound its cost the sweep covers every
+    streams state holds), and serving's ranking pipeline (:mod:`streamrec.ranking.pipeline`)
+    does the rest: the online item-to-item co-occurrence score over the same history
+    (:class:`streamrec.state.cooccurrence.Cooccurrence`) blended in with weight
+    ``cooccurrence_weight`` (how it was chosen: ``docs/evaluation-tuning.md``), the top
+    ``serving_candidates`` by that blend, re-ranked with the serving defaults
+    (``serving_diversity``, ``serving_exploration``). It also records, for the same requests,
+    the lists re-ranking with diversity weights ``sweep`` (no exploration) would have served:
+    the accuracy-diversity curve at no extra training cost (offline replay: what is served
+    does not feed back into what is learned). To bound its cost the sweep covers every
     ``sweep_every``-th request (default 4); weight 0 (relevance order, i.e. the learner
-    without re-ranking) costs nothing and covers every request.
+    without re-ranking) covers every request.
 ``system-full-norerank``
     The same learner, lists ranked by relevance only. Registered for separate runs; the
     default ``streamrec evaluate`` gets the same numbers for free from ``system-full``'s
@@ -37,25 +36,12 @@ These replay what the running system does, without Kafka, in the harness's event
     uses before a model is published), blended with the online co-occurrence score, as
     serving does without a model.
 
-Tuning (what was chosen on which events). Only the first 50,000 MovieLens 100K events
-(the first half of the stream) were used, with ``system-full-norerank``, seed 0:
-``cooccurrence_weight`` 0.3 / 0.6 / 1.0 / 1.5 / 3.0 / 10.0 gave HR@10 0.1862 / 0.1909 /
-0.1917 / 0.1912 / 0.1888 / 0.1858 (model alone 0.1627, item-kNN 0.1681 on the same
-slice), so 1.0. Also checked there and left at their defaults: a 30-day half-life on the
-counts (0.1915) and a 10-item scoring history (0.1906). The co-occurrence window (50) is
-the streams state's ``recent_items``; the scoring history (20) and recency decay (0.8) are
-item-kNN's defaults, which that baseline's author chose on the whole stream (see
-:mod:`streamrec.baselines.item_knn`) — so the two share those two values.
-Learner settings checked on the same slice with the blend and *not* adopted (all within
-0.003 of the defaults' 0.1917, i.e. within run-to-run noise, and they would change the real
-learner): learning rate 0.006 / 0.01 (0.1936 / 0.1938), 120 batches per cycle (0.1948,
-twice the training cost), a cycle every 2,000 events with rate 0.006 (0.1946).
-
 Harness-specific choices: the learner sees events in chunks of ``observe_batch`` (as its
 Kafka consumer does) and trains only by event count and drift — the wall-clock trigger
 ``learner_train_every_s`` is off so runs are reproducible. Users without history get
 time-decayed popularity (serving's trending list: only items some event named, event-type
-weights, ties in first-seen order).
+weights, ties in first-seen order). Exploration draws its per-request seeds from one
+generator seeded by the run's seed, where serving hashes the user's state.
 """
 from __future__ import annotations
 
@@ -66,24 +52,22 @@ import numpy as np
 
 from learner import content_encoder
 from streamrec.baselines.decayed_popular import DecayedPopular
-from streamrec.state.cooccurrence import Cooccurrence, blend
+from streamrec.state.cooccurrence import Cooccurrence
 from streamrec.contracts.events import Event
 from streamrec.state.item_vectors import ItemVectors
 from streamrec.contracts.items import Item
-from streamrec.ranking.recommender import Recommender, top_k_rows
-from streamrec.ranking.rerank import rerank
+from streamrec.ranking.pipeline import Exploration, candidates, fetch_size, rank, relevance
+from streamrec.ranking.recommender import Recommender
 from streamrec.settings import Settings
 from learner.trainer import ContinualTrainer
 from streamrec.state.user_state import UserState
 
 SWEEP = (0.0, 0.25, 0.5, 0.75, 1.0)
-# Catalogue items sampled per request as exploration candidates (as serving does).
-EXPLORE_SAMPLE = 64
 
 
 @functools.lru_cache(maxsize=1)
 def shared_encoder(cache_dir: str) -> "content_encoder.ContentEncoder | None":
-    """One text encoder for every variant of a run (loading MiniLM takes ~10 s)."""
+    """One text encoder for every variant of a run (loading MiniLM once is the slow part)."""
     return content_encoder.ContentEncoder(cache_dir=cache_dir) if content_encoder.available() else None
 
 
@@ -159,38 +143,55 @@ class SystemVariant(Recommender):
 
     def score_many(self, user_ids: Sequence[str]) -> np.ndarray:
         n = len(self.item_ids)
-        scores = self.user_vectors(user_ids) @ self.vectors[:n].T
+        co = None
         if self.cooccurrence is not None:
-            co = self.cooccurrence.scores([[i for i, _, _ in self.histories.get(u, [])] for u in user_ids])
-            scores = blend(scores, co[:, :n], self.settings.cooccurrence_weight)
+            co = self.cooccurrence.scores([[i for i, _, _ in self.histories.get(u, [])] for u in user_ids])[:, :n]
+        scores = relevance(self.user_vectors(user_ids) @ self.vectors[:n].T, co, self.settings.cooccurrence_weight)
         cold = np.array([not self.histories.get(u) for u in user_ids])
         if cold.any():
             scores[cold] = self.trending.scores[:n]
         return scores
 
     def recommend_rows(self, user_ids, k, excludes):
+        """Serving's ranking pipeline (:mod:`streamrec.ranking.pipeline`), stages 1-2 for the
+        whole block of users at once, then :func:`~streamrec.ranking.pipeline.rank` per request."""
         scores = np.array(self.score_many(user_ids), dtype=np.float64)
         excluded = [self.exclusion_rows(x) for x in excludes]
-        for r, rows in enumerate(excluded):
-            scores[r, rows] = -np.inf
-        fetch = max(self.settings.serving_candidates, 4 * k)
-        pools = top_k_rows(scores, fetch)
-        for r, u in enumerate(user_ids):
-            if not self.histories.get(u):
-                pools[r] = self.trending_rows(excluded[r], fetch)
+        fetch = fetch_size(self.settings.serving_candidates, k)
+        pools = candidates(scores, excluded, fetch)
         out = []
-        for r, pool in enumerate(pools):
-            rel, vec = scores[r, pool], self.vectors[pool]
+        for r, u in enumerate(user_ids):
+            pool = pools[r] if self.histories.get(u) else self.trending_rows(excluded[r], fetch)
+            ids, rel, vec = [self.item_ids[j] for j in pool], scores[r, pool], self.vectors[pool]
             every = self._requests % self.sweep_every == 0
             for w in self.sweep:
                 if every or w <= 0:   # weight 0 costs nothing: kept on every request
-                    self.sweep_lists[w].append((self._requests, pool[self._mmr(rel, vec, k, w)]))
-            rows = pool[self._mmr(rel, vec, k, self.diversity)]
-            rows = self._explore(rows, excluded[r], k)
+                    self.sweep_lists[w].append((self._requests, self._rows(rank(ids, rel, vec, k=k, diversity=w))))
+            rows = self._rows(self._rank(ids, rel, vec, k, scores[r], excluded[r]))
             self.exposure[rows] += 1
             out.append(rows)
             self._requests += 1
         return out
+
+    def _rank(self, ids: list[str], rel: np.ndarray, vec: np.ndarray, k: int, scores: np.ndarray,
+              excluded: np.ndarray) -> list:
+        """The list served: this variant's diversity and exploration, exposure as served so far."""
+        exploring = self.exploration > 0
+        # Candidates never hold an excluded row; only exploration's catalogue sample needs the ids.
+        exclude = {self.item_ids[j] for j in excluded} if exploring else frozenset()
+        explore = Exploration(self.item_ids, lambda rows: self.exposure[rows], lambda rows: scores[rows],
+                              new=lambda rows: self.first_seen[rows] < 0)
+
+        def trending(n: int, taken: set) -> list[tuple[str, float]]:
+            skip = np.union1d(excluded, self.exclusion_rows(taken))
+            return [(self.item_ids[j], float(self.trending.scores[j])) for j in self.trending_rows(skip, n)]
+
+        seed = int(self._rng.integers(2 ** 63)) if exploring else 0
+        return rank(ids, rel, vec, k=k, diversity=self.diversity, exploration=self.exploration, seed=seed,
+                    exclude=exclude, explore=explore, trending=trending)
+
+    def _rows(self, ranked: list) -> np.ndarray:
+        return np.fromiter((self.item_index[r.item_id] for r in ranked), dtype=np.int64, count=len(ranked))
 
     def trending_rows(self, excluded: np.ndarray, size: int) -> np.ndarray:
         """Serving's cold-start candidates: items any event named, by decayed popularity, ties
@@ -205,28 +206,6 @@ class SystemVariant(Recommender):
         if len(rows) < size:
             rows = np.concatenate([rows, np.setdiff1d(np.flatnonzero(~seen), excluded)[: size - len(rows)]])
         return rows
-
-    def _mmr(self, rel: np.ndarray, vec: np.ndarray, k: int, diversity: float) -> np.ndarray:
-        if diversity <= 0:
-            return np.arange(min(k, len(rel)))     # candidates are already in relevance order
-        ranked = rerank([str(j) for j in range(len(rel))], rel, vec, k=k, diversity=diversity)
-        return np.array([int(r.item_id) for r in ranked], dtype=np.int64)
-
-    def _explore(self, rows: np.ndarray, excluded: np.ndarray, k: int) -> np.ndarray:
-        """Serving's exploration: the tail slots go to a seeded draw from a random catalogue
-        sample, weighted ``1 / (1 + exposure)^2`` (least shown first); the first slot stays."""
-        n_explore = min(int(self.exploration * k + self._rng.random()) if self.exploration > 0 else 0,
-                        len(rows) - 1)
-        if n_explore <= 0:
-            return rows
-        keep = rows[: len(rows) - n_explore]
-        sample = self._rng.choice(len(self.item_ids), size=min(EXPLORE_SAMPLE, len(self.item_ids)), replace=False)
-        sample = np.setdiff1d(sample, np.concatenate([keep, excluded]))
-        if not len(sample):
-            return rows
-        weights = 1.0 / (1.0 + self.exposure[sample]) ** 2
-        drawn = self._rng.choice(sample, size=min(n_explore, len(sample)), replace=False, p=weights / weights.sum())
-        return np.concatenate([keep, drawn, rows[len(keep) + len(drawn):]])[:k]
 
 
 class LearnerVariant(SystemVariant):

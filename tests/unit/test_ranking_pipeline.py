@@ -1,0 +1,101 @@
+"""The one ranking pipeline (streamrec.ranking.pipeline): exact candidates, filters everywhere,
+exploration for the least shown, trending top-up — and the evaluation's variants serve through it."""
+from __future__ import annotations
+
+import numpy as np
+
+from streamrec.contracts.events import Event
+from streamrec.ranking.pipeline import Exploration, candidates, fetch_size, rank, relevance
+from streamrec.ranking.rerank import EXPLORE, NEW, TRENDING
+from streamrec.settings import Settings
+
+IDS = [f"i{j:02d}" for j in range(40)]
+
+
+def _exploration(exposure: np.ndarray, new: np.ndarray | None = None) -> Exploration:
+    return Exploration(IDS, lambda rows: exposure[rows], lambda rows: np.zeros(len(rows)),
+                       new=None if new is None else (lambda rows: new[rows]))
+
+
+def test_candidates_are_the_exact_best_of_what_is_not_excluded():
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(3, 40))
+    excluded = [np.array([int(np.argmax(scores[0]))]), np.arange(0, 40, 2), np.zeros(0, dtype=np.int64)]
+    before = scores.copy()
+    for r, rows in enumerate(candidates(scores, excluded, fetch=7)):
+        allowed = np.setdiff1d(np.arange(40), excluded[r])
+        assert rows.tolist() == allowed[np.argsort(-scores[r, allowed])][:7].tolist()
+    assert np.array_equal(scores, before)            # the caller's scores are left alone
+    assert candidates(scores, [np.arange(40)] * 3, fetch=7)[0].size == 0
+
+
+def test_relevance_is_the_model_alone_without_cooccurrence_and_blended_with_it():
+    model = np.array([[1.0, 2.0, 3.0]])
+    assert np.array_equal(relevance(model), model)
+    assert relevance(model, np.array([[9.0, 0.0, 0.0]]), 5.0).argmax() == 0
+    assert fetch_size(100, 10) == 100 and fetch_size(100, 50) == 200 and fetch_size(100, 10, True) == 400
+
+
+def test_filter_and_exclusions_hold_for_candidates_exploration_and_top_up():
+    allowed = {i for j, i in enumerate(IDS) if j % 3}          # every third item filtered out
+    exclude = {"i01", "i02", "i04"}
+    trending = lambda n, taken: [(i, 1.0) for i in reversed(IDS) if i not in taken][:n]  # noqa: E731
+    cand = [i for i in IDS[:12] if i not in exclude]
+    for seed in range(30):
+        ranked = rank(cand, np.linspace(1, 0, len(cand)), np.eye(40)[: len(cand)], k=15, diversity=0.3,
+                      exploration=0.4, seed=seed, exclude=exclude, allowed=allowed.__contains__,
+                      explore=_exploration(np.zeros(40)), trending=trending)
+        got = [r.item_id for r in ranked]
+        assert len(got) == 15 == len(set(got))
+        assert set(got) <= allowed and not set(got) & exclude
+        assert got[0] == "i05"                               # the most relevant allowed candidate
+    assert TRENDING in {r.reason for r in ranked}            # the 7 allowed candidates ran out
+
+
+def test_exploration_favours_the_least_shown_and_a_seed_reproduces_the_answer():
+    exposure = np.full(40, 1000.0)
+    exposure[30:] = 0                                      # only i30..i39 never shown
+    new = np.zeros(40, dtype=bool)
+    new[35:] = True
+    cand, scores, vectors = IDS[:20], np.linspace(1, 0, 20), np.eye(40)[:20]
+    explored = []
+    for seed in range(40):
+        ranked = rank(cand, scores, vectors, k=10, diversity=0.0, exploration=0.3, seed=seed,
+                      explore=_exploration(exposure, new))
+        again = rank(cand, scores, vectors, k=10, diversity=0.0, exploration=0.3, seed=seed,
+                     explore=_exploration(exposure, new))
+        assert ranked == again and ranked[0].item_id == "i00"
+        explored += [r for r in ranked if r.reason in (NEW, EXPLORE)]
+        assert not {r.item_id for r in ranked if r.reason in (NEW, EXPLORE)} & set(cand[:10])
+    assert len(explored) >= 80                             # 0.3 of 10 slots, 40 requests
+    least_shown = [r for r in explored if int(r.item_id[1:]) >= 30]
+    assert len(least_shown) / len(explored) > 0.9
+    assert all((r.reason == NEW) == (int(r.item_id[1:]) >= 35) for r in explored)
+
+
+def test_without_exploration_the_list_is_the_relevance_order():
+    ranked = rank(IDS[:20], np.linspace(1, 0, 20), np.eye(40)[:20], k=5, diversity=0.0, exploration=0.0,
+                  explore=_exploration(np.zeros(40)))
+    assert [r.item_id for r in ranked] == IDS[:5]
+
+
+def test_the_evaluation_variant_serves_through_the_pipeline_with_exploration():
+    from harness.evaluation.system_variants import OnlineVectorsVariant
+
+    settings = Settings(vector_dim=8, serving_candidates=10)
+    plain = OnlineVectorsVariant(settings=settings)
+    exploring = OnlineVectorsVariant(settings=settings, exploration=0.5)
+    events = [Event(f"u{j % 5}", IDS[(7 * j) % 40], "click", float(j)) for j in range(60)]
+    for rec in (plain, exploring):
+        rec.set_catalogue(IDS)
+        rec.learn_many(events)
+    users = [f"u{j}" for j in range(5)]
+    seen = [{e.item_id for e in events if e.user_id == u} for u in users]
+    relevance_order = plain.recommend_rows(users, 10, seen)
+    served = exploring.recommend_rows(users, 10, seen)
+    for rows, order, had in zip(served, relevance_order, seen):
+        ids = {IDS[j] for j in rows}
+        assert len(rows) == 10 and not ids & had
+        assert rows[0] == order[0]                         # the first slot stays with relevance
+    assert any(set(s.tolist()) != set(o.tolist()) for s, o in zip(served, relevance_order))
+    assert exploring.exposure.sum() == 50 and not exploring.repeatable
