@@ -70,6 +70,9 @@ def test_valid_applied_once_bad_dead_lettered_duplicates_once(settings, ml100k):
         # A packed message with one bad element among good ones: only that element is rejected.
         single.publish_raw(json.dumps([docs[1000], {"user_id": "u9", "event_type": "click"}]).encode(),
                            key=docs[1000]["user_id"].encode())
+        # Two producers: the first delivers before the second starts, so each user's events
+        # arrive in the order the reference applies them (its recent list depends on it).
+        single.flush()
         packed.publish(docs[1001:])
         # Recent events again (same event_id, new offsets): a producer's retry storm.
         packed.publish(docs[-500:])
