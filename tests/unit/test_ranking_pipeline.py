@@ -6,7 +6,7 @@ import numpy as np
 
 from streamrec.contracts.events import Event
 from streamrec.ranking.pipeline import Exploration, candidates, fetch_size, rank, relevance
-from streamrec.ranking.rerank import EXPLORE, NEW, TRENDING
+from streamrec.ranking.rerank import EXPLORE, NEW
 from streamrec.settings import Settings
 
 IDS = [f"i{j:02d}" for j in range(40)]
@@ -41,15 +41,16 @@ def test_filter_and_exclusions_hold_for_candidates_exploration_and_top_up():
     exclude = {"i01", "i02", "i04"}
     trending = lambda n, taken: [(i, 1.0) for i in reversed(IDS) if i not in taken][:n]  # noqa: E731
     cand = [i for i in IDS[:12] if i not in exclude]
-    for seed in range(30):
+    for seed, exploration in [(s, 0.4) for s in range(30)] + [(0, 0.0)]:
         ranked = rank(cand, np.linspace(1, 0, len(cand)), np.eye(40)[: len(cand)], k=15, diversity=0.3,
-                      exploration=0.4, seed=seed, exclude=exclude, allowed=allowed.__contains__,
+                      exploration=exploration, seed=seed, exclude=exclude, allowed=allowed.__contains__,
                       explore=_exploration(np.zeros(40)), trending=trending)
         got = [r.item_id for r in ranked]
         assert len(got) == 15 == len(set(got))
         assert set(got) <= allowed and not set(got) & exclude
         assert got[0] == "i05"                               # the most relevant allowed candidate
-    assert TRENDING in {r.reason for r in ranked}            # the 7 allowed candidates ran out
+    # Without exploration the 5 allowed candidates run out: trending fills the rest, in its order.
+    assert got[5:] == [i for i in reversed(IDS) if i in allowed and i not in got[:5]][:10]
 
 
 def test_exploration_favours_the_least_shown_and_a_seed_reproduces_the_answer():
