@@ -4,8 +4,7 @@ Each process declares its metrics in one module (``streams.metrics``, ``learner.
 ``serving.metrics``). This file imports those modules and lists what they export — names,
 types, labels, help strings and the sample names Prometheus will see — so the operations
 documentation (:func:`metric_table`) and the checks on the Grafana dashboard and alert rules
-come from the code itself and cannot drift from it. A module not present in this build is
-skipped.
+come from the code itself and cannot drift from it.
 
 Prometheus sample names differ from declared names by type: a counter ``x`` is scraped as
 ``x_total`` (and ``x_created``); a histogram as ``x_bucket``, ``x_sum`` and ``x_count``.
@@ -21,7 +20,6 @@ Examples
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Iterable, Mapping
@@ -29,11 +27,15 @@ from typing import Iterable, Mapping
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
+import learner.metrics
+import serving.metrics
+import streams.metrics
+
 # process -> the module that declares its metrics
-PROCESS_METRIC_MODULES: dict[str, str] = {
-    "streams": "streams.metrics",
-    "learner": "learner.metrics",
-    "serving": "serving.metrics",
+PROCESS_METRIC_MODULES: dict[str, ModuleType] = {
+    "streams": streams.metrics,
+    "learner": learner.metrics,
+    "serving": serving.metrics,
 }
 
 _SAMPLE_SUFFIXES = {
@@ -112,19 +114,9 @@ def _default_registry() -> CollectorRegistry:
     return REGISTRY
 
 
-def process_metrics(modules: Mapping[str, str] = PROCESS_METRIC_MODULES) -> dict[str, list[MetricInfo]]:
-    """``{process: [MetricInfo, ...]}`` for every metrics module present in this build."""
-    out = {}
-    for process, module_name in modules.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            # Only a missing module itself means "not in this build"; a broken import inside it is a bug.
-            if exc.name and module_name.startswith(exc.name):
-                continue
-            raise
-        out[process] = module_metrics(module, process)
-    return out
+def process_metrics(modules: Mapping[str, ModuleType] = PROCESS_METRIC_MODULES) -> dict[str, list[MetricInfo]]:
+    """``{process: [MetricInfo, ...]}`` for every process's metrics module."""
+    return {process: module_metrics(module, process) for process, module in modules.items()}
 
 
 def exported_sample_names(catalogue: Mapping[str, Iterable[MetricInfo]] | None = None) -> set[str]:

@@ -18,7 +18,6 @@ its broker is.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 import signal
@@ -39,14 +38,13 @@ log = logging.getLogger(__name__)
 class ProcessSpec:
     name: str
     command: str           # the streamrec sub-command
-    module: str            # must be importable for the process to be started
     port_field: str        # the Settings field holding its HTTP port
 
 
 PROCESSES = (
-    ProcessSpec("streams", "streams", "streams.worker", "streams_web_port"),
-    ProcessSpec("learner", "learner", "learner.main", "learner_port"),
-    ProcessSpec("serving", "serve", "serving.main", "http_port"),
+    ProcessSpec("streams", "streams", "streams_web_port"),
+    ProcessSpec("learner", "learner", "learner_port"),
+    ProcessSpec("serving", "serve", "http_port"),
 )
 
 
@@ -92,9 +90,6 @@ class Supervisor:
         env = {**os.environ, **settings.to_env()}
         for spec in PROCESSES:
             if only and spec.name not in only:
-                continue
-            if importlib.util.find_spec(spec.module.split(".")[0]) is None or _missing(spec.module):
-                log.warning("%s is not available in this build; not started", spec.name)
                 continue
             port = getattr(settings, spec.port_field)
             self.children.append(Child(spec, f"http://{settings.http_host}:{port}", logs / f"{spec.name}.log",
@@ -155,13 +150,6 @@ class Supervisor:
             paths = "/recommendations, /metrics" if child.spec.name == "serving" else "/metrics, /healthz, /readyz"
             lines.append(f"  {child.spec.name:<15} {child.url}  ({paths}; log {child.log_path})")
         return "\n".join(lines)
-
-
-def _missing(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is None
-    except ModuleNotFoundError:
-        return True
 
 
 def wait_for_signal() -> None:

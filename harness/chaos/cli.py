@@ -3,49 +3,56 @@
 Each scenario injects faults into the real processes on the embedded broker (or the
 configured cluster) and returns one row: scenario, faults injected, events in, applied,
 lost, applied twice, requests failed. Scenarios live next to what they break
-(``harness.chaos.<area>``) and are registered in :data:`SCENARIOS`.
+(``harness.chaos.<area>``) and are listed in :data:`SCENARIOS`.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import time
 from pathlib import Path
+from typing import Callable
 
+from harness.chaos.broker import run_outage, run_outage_data_loss, run_start_late
+from harness.chaos.hostile import run_bad_input, run_misrouted
+from harness.chaos.learner import run_learner
+from harness.chaos.models import run_forged
+from harness.chaos.restart import run_restart_kept_state
+from harness.chaos.serving import run_overload, run_restart
+from harness.chaos.streams import dataset_docs, streams_crash
+from harness.datasets import load_dataset
 from streamrec.settings import Settings
 
-# name -> (module, function, help)
-SCENARIOS: dict[str, tuple[str, str, str]] = {
-    "streams": ("harness.chaos.cli", "run_streams", "SIGKILL the streams worker 3+ times during a MovieLens replay"),
-    "learner": ("harness.chaos.learner", "run_learner", "SIGKILL the learner inside a cycle, a version write and a checkpoint write"),
-    "serving-restart": ("harness.chaos.serving", "run_restart", "restart serving under client load"),
-    "serving-overload": ("harness.chaos.serving", "run_overload", "twice the capacity for 60 s"),
-    "broker-outage": ("harness.chaos.broker", "run_outage", "freeze the broker for 30 s mid-run"),
-    "broker-data-loss": ("harness.chaos.broker", "run_outage_data_loss",
-                         "restart the in-memory broker empty for 30 s: loss must be reported, not hidden"),
-    "broker-late": ("harness.chaos.broker", "run_start_late", "start the processes 30 s before the broker"),
-    "bad-input": ("harness.chaos.hostile", "run_bad_input",
-                  "null, megabyte, overflowing, deeply nested, mis-partitioned and retried messages into streams, serving and the learner"),
-    "misrouted": ("harness.chaos.hostile", "run_misrouted",
-                  "two streams workers; a third of the events keyless, a third on a wrong partition"),
-    "restart-kept-state": ("harness.chaos.restart", "run_restart_kept_state",
-                           "stop `up` with its embedded broker, start it on the same state dir, send new events"),
-    "forged-models": ("harness.chaos.models", "run_forged",
-                      "forged model announcements (path outside, FIFO, oversized, unsigned, bad HMAC, huge version)"),
-}
-COLUMNS = ("scenario", "faults_injected", "events_in", "applied", "lost", "applied_twice", "dead_lettered",
-           "requests_failed", "seconds")
+Scenario = Callable[[Settings, argparse.Namespace], dict]
 
 
 def run_streams(settings: Settings, args: argparse.Namespace) -> dict:
-    from harness.chaos.streams import dataset_docs, streams_crash
-    from harness.datasets import load_dataset
-
     dataset = load_dataset("ml-100k", settings.data_dir)
     docs = dataset_docs(dataset, args.limit)
     return streams_crash(settings.replace(topic_prefix=f"chaos-streams-{int(time.time())}-"), docs,
                          kills=args.kills, seed=args.seed, timeout=600)
+
+
+# name -> (scenario, help)
+SCENARIOS: dict[str, tuple[Scenario, str]] = {
+    "streams": (run_streams, "SIGKILL the streams worker 3+ times during a MovieLens replay"),
+    "learner": (run_learner, "SIGKILL the learner inside a cycle, a version write and a checkpoint write"),
+    "serving-restart": (run_restart, "restart serving under client load"),
+    "serving-overload": (run_overload, "twice the capacity for 60 s"),
+    "broker-outage": (run_outage, "freeze the broker for 30 s mid-run"),
+    "broker-data-loss": (run_outage_data_loss,
+                         "restart the in-memory broker empty for 30 s: loss must be reported, not hidden"),
+    "broker-late": (run_start_late, "start the processes 30 s before the broker"),
+    "bad-input": (run_bad_input, "null, megabyte, overflowing, deeply nested, mis-partitioned and retried "
+                                 "messages into streams, serving and the learner"),
+    "misrouted": (run_misrouted, "two streams workers; a third of the events keyless, a third on a wrong partition"),
+    "restart-kept-state": (run_restart_kept_state,
+                           "stop `up` with its embedded broker, start it on the same state dir, send new events"),
+    "forged-models": (run_forged,
+                      "forged model announcements (path outside, FIFO, oversized, unsigned, bad HMAC, huge version)"),
+}
+COLUMNS = ("scenario", "faults_injected", "events_in", "applied", "lost", "applied_twice", "dead_lettered",
+           "requests_failed", "seconds")
 
 
 def format_table(rows: list[dict]) -> str:
@@ -79,12 +86,7 @@ def main(argv: list[str]) -> int:
     with embedded_or_configured(Settings.from_env()) as settings:
         settings = settings.replace(state_dir=Path(settings.state_dir) / "chaos")
         for name in names:
-            module_name, function, _ = SCENARIOS[name]
-            try:
-                fn = getattr(importlib.import_module(module_name), function)
-            except (ModuleNotFoundError, AttributeError) as exc:
-                rows.append({"scenario": name, "error": f"not available: {exc}"})
-                continue
+            fn = SCENARIOS[name][0]
             print(f"running {name}…", flush=True)
             try:
                 rows.append(fn(settings, args))

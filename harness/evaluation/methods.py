@@ -1,10 +1,9 @@
 """Every method the harness can evaluate: the baselines plus the system's own variants.
 
 :func:`available_methods` merges :data:`streamrec.baselines.BASELINES` with
-``harness.evaluation.system_variants.SYSTEM_VARIANTS`` when that module can be imported
-(its dependencies — the learner, serving re-ranking — may not be built yet). Each value is
-a factory ``factory(seed=0) -> Recommender``. The command line and the shared conformance
-tests both read this, so a new method is evaluated and tested by registering it once.
+:data:`harness.evaluation.system_variants.SYSTEM_VARIANTS`. Each value is a factory
+``factory(seed=0) -> Recommender``. The command line and the shared conformance tests both
+read this, so a new method is evaluated and tested by registering it once.
 
 Examples
 --------
@@ -14,26 +13,14 @@ True
 """
 from __future__ import annotations
 
-import importlib
-import logging
-
 from streamrec.baselines import BASELINES, Factory
-
-log = logging.getLogger(__name__)
-
-
-def system_variants() -> dict[str, Factory]:
-    """The system's variants, or an empty dict when they cannot be built in this checkout."""
-    try:
-        module = importlib.import_module("harness.evaluation.system_variants")
-    except ImportError as exc:   # the learner or re-ranking is not there yet
-        log.info("system variants unavailable: %s", exc)
-        return {}
-    return dict(module.SYSTEM_VARIANTS)
 
 
 def available_methods() -> dict[str, Factory]:
-    return {**BASELINES, **system_variants()}
+    # Imported when called: the system's variants load torch, which importing this module need not.
+    from harness.evaluation.system_variants import SYSTEM_VARIANTS
+
+    return {**BASELINES, **SYSTEM_VARIANTS}
 
 
 # Evaluated only when asked for by name: the full system's diversity-0 sweep point already

@@ -161,8 +161,6 @@ def test_metrics_table_lists_what_the_modules_export(capsys):
     from harness.metric_catalogue import process_metrics
 
     catalogue = process_metrics()
-    if not catalogue:
-        pytest.skip("no process metrics module in this build yet")
     assert main(["--metrics-table"]) == 0
     out = capsys.readouterr().out
     for infos in catalogue.values():
