@@ -81,7 +81,10 @@ def http(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int,
 def env(broker, tmp_path_factory):
     settings = Settings(bootstrap_servers=broker.bootstrap_servers, topic_prefix=f"t{uuid.uuid4().hex[:8]}-",
                         state_dir=tmp_path_factory.mktemp("serving") / "state", partitions=2, vector_dim=DIM,
-                        http_port=free_port(), serving_index_refresh_s=0.1, serving_max_body_bytes=4096)
+                        http_port=free_port(), serving_index_refresh_s=0.1, serving_max_body_bytes=4096,
+                        # These tests check answers, not admission (test_reliability_serving does): bursts of
+                        # 20 concurrent requests must not be shed on a machine other work keeps busy.
+                        serving_queue_target_s=5.0, serving_queue_timeout_s=10.0)
     ensure_topics(settings)
     producer = Producer(producer_config(settings, **{"linger.ms": 0}))
     ids = [str(i) for i in range(N_ITEMS)]
