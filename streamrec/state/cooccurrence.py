@@ -22,9 +22,9 @@ catalogues are refused rather than silently swapping.
 Where it runs. Serving's state replica (:class:`serving.state_replica.StateReplica`)
 learns it from every event it reads from the ``events`` topic (the same events trending
 counts, so a user state adopted from the streams changelog does not hide any), and
-:class:`serving.recommender_service.RecommenderService` blends it into the model's scores
-before re-ranking. The evaluation's system variants (``harness.evaluation.system_variants``)
-run the same :meth:`Cooccurrence.learn` and :func:`blend`. Each user's last ``window``
+the one ranking pipeline (:func:`streamrec.ranking.pipeline.relevance`, which calls
+:func:`blend`) mixes it into the model's scores before re-ranking, for serving and for the
+evaluation's system variants alike; both learn it with :meth:`Cooccurrence.learn`. Each user's last ``window``
 distinct items are kept here (as rows, about 4 bytes each) rather than read from the user's
 state, because a state adopted from a changelog already holds events whose pairs were never
 counted by this process.
