@@ -66,9 +66,10 @@ def running_system(state_dir: str | Path) -> dict | None:
 
 
 def is_streamrec_process(pid: int) -> bool:
-    """True if ``pid`` is a live (not zombie) process whose command line mentions streamrec.
+    """True if ``pid`` is a live (not zombie) process running a streamrec command.
 
-    The command-line check guards against a recycled pid after the owner died.
+    The command-line check guards against a recycled pid after the owner died. A command is
+    started as the ``streamrec`` console script or as ``python -m harness.cli``.
     """
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -76,6 +77,7 @@ def is_streamrec_process(pid: int) -> bool:
         if state in (b"Z", b"X"):
             return False
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"streamrec" in f.read()
+            cmdline = f.read()
+        return b"streamrec" in cmdline or b"harness.cli" in cmdline
     except (OSError, IndexError):
         return False
