@@ -83,6 +83,7 @@ class Learner:
 
     # -- the run loop ---------------------------------------------------------------------
     def run(self) -> None:
+        """Consume and train until :meth:`stop`; the broker must answer (``learner.main`` waits for it)."""
         http = self._serve_http()
         training = threading.Thread(target=self._training_loop, name="learner-training", daemon=True)
         try:

@@ -1,7 +1,8 @@
 """One settings object for every process, documented field by field.
 
 Each field is read from an environment variable (named in its metadata) and may be
-overridden on the command line. ``streamrec settings`` prints the table that
+overridden on the command line of each process that reads it (:mod:`streamrec.settings_args`).
+``streamrec settings`` prints the table that
 docs/operations.md carries, so the documentation is generated from this file and cannot
 drift from it.
 
