@@ -36,6 +36,7 @@ from learner.interaction_log import InteractionLog
 from streamrec.contracts.model_store import atomic_write
 from learner.replay_buffer import ReplayBuffer
 from streamrec.settings import Settings
+from streamrec.state.item_rows import ItemRows
 from learner.trainer import ContinualTrainer
 
 log = logging.getLogger(__name__)
@@ -180,8 +181,7 @@ def load_checkpoint(path: str | Path, settings: Settings, encoder=None) -> tuple
     trainer.pending = [pending] if pending else []
     trainer.pending_count = len(pending["target"]) if pending else 0
     trainer.item_counts = tensors["item_counts"].numpy().copy()
-    trainer.item_ids = list(meta["item_ids"])
-    trainer.item_index = {item_id: row for row, item_id in enumerate(trainer.item_ids)}
+    trainer.set_item_rows(ItemRows(meta["item_ids"]))
     trainer._content_keys = {i: k for i, k in zip(trainer.item_ids, meta["content_keys"]) if k}
     trainer.generation, trainer.events_seen = int(meta["generation"]), int(meta["events_seen"])
     trainer.offsets = {str(k): int(v) for k, v in meta["offsets"].items()}

@@ -64,6 +64,7 @@ from streamrec.contracts.events import EVENT_TYPES, Event
 from streamrec.contracts.items import Item
 from streamrec.ranking.user_encoder import UserEncoder, snapshot_metadata
 from streamrec.settings import Settings
+from streamrec.state.item_rows import ItemRows, grow_rows
 from streamrec.state.dedup import DedupIndex
 
 log = logging.getLogger(__name__)
@@ -113,8 +114,7 @@ class ContinualTrainer:
         self.model = TwoTower(s.vector_dim, len(EVENT_TYPES), text_dim=encoder.dim if encoder is not None else 0,
                               ext_dim=s.learner_item_embedding_dim, capacity=1024, seed=s.learner_seed)
         self.optimizer_state = torch.optim.Adam(self.model.parameters(), lr=s.learner_learning_rate).state_dict()
-        self.item_ids: list[str] = []
-        self.item_index: dict[str, int] = {}
+        self.set_item_rows(ItemRows())
         self.item_counts = np.zeros(1024, np.float64)
         self._content_keys: dict[str, str] = {}
         self.log = InteractionLog(self.sequence_length)
@@ -142,17 +142,19 @@ class ContinualTrainer:
 
     # -- catalogue -------------------------------------------------------------------------
     def _rows_for(self, item_ids: Sequence[str]) -> np.ndarray:
-        new = [i for i in dict.fromkeys(item_ids) if i not in self.item_index]
-        if new:
-            for item_id in new:
-                self.item_index[item_id] = len(self.item_ids)
-                self.item_ids.append(item_id)
-            n = len(self.item_ids)
+        before = len(self.item_ids)
+        rows = self.catalogue_rows.rows(item_ids)
+        n = len(self.item_ids)
+        if n > before:
             self.model.items.grow(n)
-            if n > len(self.item_counts):
-                self.item_counts = np.concatenate([self.item_counts, np.zeros(n, np.float64)])
+            self.item_counts = grow_rows(self.item_counts, n)
             self._matrix = self._encoder = None
-        return np.fromiter((self.item_index[i] for i in item_ids), np.int64, len(item_ids))
+        return rows
+
+    def set_item_rows(self, rows: ItemRows) -> None:
+        """Adopt an item registry (a new one, or one rebuilt from a checkpoint)."""
+        self.catalogue_rows = rows
+        self.item_ids, self.item_index = rows.ids, rows.index   # aliases: they grow in place
 
     def add_items(self, items: Iterable[Item]) -> list[str]:
         """Add or update catalogue items; their content vectors are encoded outside the lock."""

@@ -45,15 +45,7 @@ import numpy as np
 
 from streamrec.contracts.events import Event
 from streamrec.contracts.items import Item
-
-
-def grow_rows(array: np.ndarray, n_rows: int, fill: float = 0.0) -> np.ndarray:
-    """``array`` with at least ``n_rows`` rows (doubling, new rows set to ``fill``)."""
-    if len(array) >= n_rows:
-        return array
-    grown = np.full((max(n_rows, 2 * len(array)),) + array.shape[1:], fill, dtype=array.dtype)
-    grown[: len(array)] = array
-    return grown
+from streamrec.state.item_rows import ItemRows, grow_rows
 
 
 def top_k_rows(scores: np.ndarray, k: int) -> list[np.ndarray]:
@@ -101,8 +93,10 @@ class Recommender:
     repeatable = True
 
     def __init__(self) -> None:
-        self.item_ids: list[str] = []
-        self.item_index: dict[str, int] = {}
+        self.catalogue_rows = ItemRows()
+        # Aliases of the registry's own list and dict (they only grow in place).
+        self.item_ids: list[str] = self.catalogue_rows.ids
+        self.item_index: dict[str, int] = self.catalogue_rows.index
         self.items: dict[str, Item] = {}
 
     # --- catalogue -----------------------------------------------------------------------
@@ -114,17 +108,14 @@ class Recommender:
         """
         self.items = {it.item_id: it for it in items} if items is not None else getattr(self, "items", {})
         for item_id in item_ids:
-            if item_id not in self.item_index:
-                self.item_index[item_id] = len(self.item_ids)
-                self.item_ids.append(item_id)
+            self.catalogue_rows.add(item_id)
         self._on_catalogue()
 
     def row(self, item_id: str) -> int:
         """The catalogue row of ``item_id``, appending it when it is new."""
         row = self.item_index.get(item_id)
         if row is None:
-            row = self.item_index[item_id] = len(self.item_ids)
-            self.item_ids.append(item_id)
+            row = self.catalogue_rows.add(item_id)
             self._on_catalogue()
         return row
 

@@ -46,6 +46,8 @@ from typing import Sequence
 
 import numpy as np
 
+from streamrec.state.item_rows import ItemRows
+
 RESCALE_AT = 1e6
 
 
@@ -71,8 +73,8 @@ class Cooccurrence:
                  half_life_s: float = 0.0, max_items: int = 10_000, capacity: int = 1024):
         self.window, self.history, self.recency_decay = window, history, recency_decay
         self.half_life_s, self.max_items = half_life_s, max_items
-        self.item_ids: list[str] = []
-        self.item_index: dict[str, int] = {}
+        self.catalogue_rows = ItemRows()
+        self.item_ids, self.item_index = self.catalogue_rows.ids, self.catalogue_rows.index   # grow in place
         self.pairs = np.zeros((capacity, capacity), dtype=np.float32)
         self.counts = np.zeros(capacity, dtype=np.float64)
         self.t_ref: float | None = None
@@ -84,13 +86,7 @@ class Cooccurrence:
     # -- catalogue ---------------------------------------------------------------------------
     def rows(self, item_ids: Sequence[str]) -> np.ndarray:
         """Rows of ``item_ids``, adding unknown items (catalogue growth needs no restart)."""
-        out = np.empty(len(item_ids), dtype=np.int64)
-        for k, item_id in enumerate(item_ids):
-            row = self.item_index.get(item_id)
-            if row is None:
-                row = self.item_index[item_id] = len(self.item_ids)
-                self.item_ids.append(item_id)
-            out[k] = row
+        out = self.catalogue_rows.rows(item_ids)
         n = len(self.item_ids)
         if n > self.max_items:
             raise ValueError(f"Cooccurrence keeps a dense {n}x{n} matrix; catalogue exceeds max_items={self.max_items}")

@@ -22,6 +22,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from streamrec.state.item_rows import ItemRows, grow_rows
+
 
 def deterministic_vector(item_id: str, dim: int) -> np.ndarray:
     seed = int.from_bytes(hashlib.blake2b(item_id.encode(), digest_size=8).digest(), "little")
@@ -35,8 +37,7 @@ class ItemVectors:
     def __init__(self, dim: int, capacity: int = 1024):
         self.dim = dim
         self.version = 0  # 0: deterministic initialisation, no model yet
-        self._index: dict[str, int] = {}
-        self._ids: list[str] = []
+        self._reset_rows()
         self._matrix = np.zeros((capacity, dim), dtype=np.float32)
         self._lock = threading.Lock()
 
@@ -65,15 +66,14 @@ class ItemVectors:
         rows = self.rows(item_ids)  # may grow the matrix: index it only afterwards
         return self._matrix[rows]
 
+    def _reset_rows(self) -> None:
+        self._rows = ItemRows()
+        self._index, self._ids = self._rows.index, self._rows.ids   # aliases: they grow in place
+
     def _add(self, item_id: str, vector: np.ndarray) -> None:
-        n = len(self._ids)
-        if n == len(self._matrix):
-            grown = np.zeros((max(2 * n, 16), self.dim), dtype=np.float32)
-            grown[:n] = self._matrix[:n]
-            self._matrix = grown
-        self._matrix[n] = vector
-        self._index[item_id] = n
-        self._ids.append(item_id)
+        row = self._rows.add(item_id)
+        self._matrix = grow_rows(self._matrix, row + 1)
+        self._matrix[row] = vector
 
     def replace(self, item_ids: Sequence[str], matrix: np.ndarray, version: int) -> None:
         """Adopt a published model's vectors; unknown ids keep their deterministic vector."""
@@ -82,7 +82,7 @@ class ItemVectors:
             raise ValueError(f"matrix {matrix.shape} does not match {len(item_ids)} ids x dim {self.dim}")
         with self._lock:
             known = dict(zip(self._ids, self._matrix[: len(self._ids)]))
-            self._index, self._ids = {}, []
+            self._reset_rows()
             self._matrix = np.zeros((max(len(item_ids) + len(known), 16), self.dim), dtype=np.float32)
             for item_id, vector in zip(item_ids, matrix):
                 self._add(item_id, vector)

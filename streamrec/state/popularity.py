@@ -28,6 +28,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from streamrec.state.item_rows import ItemRows, grow_rows
+
 # Move the anchor before 2**exponent comes near float64's limit (2**1023).
 _REBASE_EXPONENT = 512.0
 
@@ -52,8 +54,8 @@ class DecayedPopularity:
         self.half_life = float(half_life)
         self.anchor: float | None = None   # event time at which ``mass`` is expressed
         self.newest_time = 0.0
-        self._row_of: dict[str, int] = {}
-        self._ids: list[str] = []
+        self._rows = ItemRows()
+        self._row_of, self._ids = self._rows.index, self._rows.ids   # aliases: they grow in place
         self._mass = np.zeros(capacity, dtype=np.float64)
         self._counts = np.zeros(capacity, dtype=np.int64)
 
@@ -72,16 +74,10 @@ class DecayedPopularity:
 
     def rows(self, item_ids: Sequence[str]) -> np.ndarray:
         """Row numbers of ``item_ids``, giving ids never seen the next free rows, in order."""
-        row_of = self._row_of
-        for item_id in item_ids:
-            if item_id not in row_of:
-                row_of[item_id] = len(self._ids)
-                self._ids.append(item_id)
-        if len(self._ids) > len(self._mass):
-            size = max(2 * len(self._mass), len(self._ids))
-            self._mass = np.concatenate([self._mass, np.zeros(size - len(self._mass))])
-            self._counts = np.concatenate([self._counts, np.zeros(size - len(self._counts), dtype=np.int64)])
-        return np.fromiter((row_of[i] for i in item_ids), dtype=np.int64, count=len(item_ids))
+        rows = self._rows.rows(item_ids)
+        self._mass = grow_rows(self._mass, len(self._ids))
+        self._counts = grow_rows(self._counts, len(self._ids))
+        return rows
 
     def add(self, item_ids: Sequence[str], times: Iterable[float], weights: Iterable[float]) -> None:
         """Count events: one (item, event time, weight) triple per event."""
