@@ -82,7 +82,7 @@ def streams_crash(settings: Settings, docs: list[dict], kills: int = 3, pack: in
     ensure_topics(settings)
     pub = EventPublisher(settings, pack=pack)
     worker = Proc("streams", settings, "streams_web_port").start()
-    worker.wait_ready(90)
+    worker.wait_ready(150)
     parts = kills + 1
     size = -(-len(docs) // parts)
     started = time.monotonic()
@@ -94,7 +94,7 @@ def streams_crash(settings: Settings, docs: list[dict], kills: int = 3, pack: in
                 time.sleep(rng.uniform(0.05, 1.5))  # kill at a random point of this part's processing
                 worker.kill()
                 worker = Proc("streams", settings, "streams_web_port").start()
-                worker.wait_ready(90)
+                worker.wait_ready(150)
         states = wait_for_states(settings, len(docs), timeout)
     finally:
         worker.stop()

@@ -102,7 +102,7 @@ def serving(broker, tmp_path_factory):
                         state_dir=tmp_path_factory.mktemp("badreq") / "state", partitions=2,
                         serving_max_body_bytes=MAX_BODY, serving_request_timeout_s=30.0)
     seed_topics(settings, n_items=50, n_users=5)
-    proc = Proc("serve", settings, "http_port").start().wait_ready(90)
+    proc = Proc("serve", settings, "http_port").start().wait_ready(150)
     pid = proc.process.pid
     yield proc
     alive = proc.process.poll() is None

@@ -82,7 +82,7 @@ def worker(broker, tmp_path_factory):
                  state_dir=tmp_path_factory.mktemp("prop"))
     ensure_topics(s)
     proc = Proc("streams", s, "streams_web_port").start()
-    proc.wait_ready(90)
+    proc.wait_ready(150)
     yield proc
     proc.stop()
 
@@ -109,7 +109,7 @@ def test_malformed_events_go_to_the_dlq_valid_ones_are_applied(worker):
             key = ok[0].user_id.encode()
         pub.publish_raw(raw, key=key)
     pub.flush()
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 180
     while True:
         states = read_states(settings)
         applied = {u: s.applied - before.get(u, 0) for u, s in states.items()}

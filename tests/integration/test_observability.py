@@ -89,7 +89,7 @@ def test_every_process_exports_its_metrics_and_counters_move(settings, ml100k):
         publisher.publish(docs)
         publisher.flush()
 
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180
         moved: dict[str, bool] = {}
         while time.monotonic() < deadline:
             for p, proc in procs.items():

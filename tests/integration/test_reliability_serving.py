@@ -138,7 +138,7 @@ def test_post_is_counted_timed_and_shed_like_get(settings):
     users = seed_topics(s)
     proc = Proc("serve", s, "http_port").start()
     try:
-        proc.wait_ready(90)
+        proc.wait_ready(150)
         before = _samples(proc.url)
         counts = {method: asyncio.run(_burst(proc.url, users, method, concurrency=32, rounds=5))
                   for method in ("GET", "POST")}
@@ -166,7 +166,7 @@ def test_overload_is_shed_by_expected_wait_and_nothing_is_worked_on_after_the_qu
     users = seed_topics(s)
     proc = Proc("serve", s, "http_port").start()
     try:
-        proc.wait_ready(90)
+        proc.wait_ready(150)
         before = _samples(proc.url)
         load = asyncio.run(_http_load(proc.url, f"/recommendations?user_id={users[0]}&k=10", 128, 4.0, 30.0))
         after = _samples(proc.url)

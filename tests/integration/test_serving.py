@@ -59,7 +59,7 @@ class Env:
         return version
 
 
-def wait_for(predicate, timeout: float = 30.0) -> bool:
+def wait_for(predicate, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -45,7 +45,7 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def wait_for(predicate, timeout: float = 30.0) -> bool:
+def wait_for(predicate, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -34,7 +34,7 @@ def assert_matches(states: dict, docs: list[dict]) -> None:
     assert compare(states, ref) == {"lost": 0, "applied_twice": 0, "users_mismatched": 0}
 
 
-def read_dlq(settings, expected: int, timeout: float = 30.0) -> list:
+def read_dlq(settings, expected: int, timeout: float = 60.0) -> list:
     c = Consumer(confluent_config(settings, **{"group.id": "dlq-check", "auto.offset.reset": "earliest"}))
     c.subscribe([settings.topic(EVENTS_DLQ)])
     out, deadline = [], time.monotonic() + timeout
