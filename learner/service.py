@@ -1,7 +1,7 @@
 """The learner process: Kafka in, training in a background thread, versions out.
 
 Threads
-    * the caller's thread consumes ``events`` (group ``learner_group_id``, offsets committed
+    * the caller's thread consumes ``events`` (group ``learner_group_id`` behind the topic prefix, offsets committed
       only after a checkpoint holding the same state) and the compacted ``items`` topic
       (read from the beginning on every start), and feeds :class:`ContinualTrainer`;
     * a training thread runs cycles when due (count, timer or drift), publishes accepted
@@ -113,7 +113,7 @@ class Learner:
     def _consumers(self) -> tuple[Consumer, Consumer]:
         s = self.settings
         events = Consumer(confluent_config(
-            s, **{"group.id": s.learner_group_id, "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            s, **{"group.id": s.topic(s.learner_group_id), "enable.auto.commit": False, "auto.offset.reset": "earliest",
                   "session.timeout.ms": int(s.session_timeout_s * 1000)}))
         self._reconcile_offsets(events)
         offsets = self.trainer.offsets
@@ -130,7 +130,7 @@ class Learner:
             log.info("assigned %s", [(tp.topic, tp.partition, tp.offset) for tp in partitions])
 
         events.subscribe([s.topic(EVENTS)], on_assign=on_assign)
-        items = Consumer(confluent_config(s, **{"group.id": f"{s.learner_group_id}-catalogue",
+        items = Consumer(confluent_config(s, **{"group.id": s.topic(f"{s.learner_group_id}-catalogue"),
                                                 "enable.auto.commit": False}))
         topic = s.topic(ITEMS)
         meta = items.list_topics(topic, timeout=10)

@@ -128,7 +128,8 @@ class Settings:
 
     # --- Learner --------------------------------------------------------------------------
     learner_group_id: str = setting(
-        "streamrec-learner", "STREAMREC_LEARNER_GROUP_ID", "Consumer group the learner reads `events` with.")
+        "streamrec-learner", "STREAMREC_LEARNER_GROUP_ID",
+        "Consumer group the learner reads `events` with, behind STREAMREC_TOPIC_PREFIX (deployments sharing a cluster never share a group).")
     # 3000: best of 1500/2000/3000/5000 on the first 50,000 MovieLens events (python -m
     # harness.learner_measure, 2026-11-22: HR@10 0.162, 0.161, 0.163, 0.146); the second half was not used.
     learner_train_every_events: int = setting(
