@@ -82,6 +82,21 @@ def _prepare(settings: Settings, n_items: int, n_users: int, seed: int) -> list[
     return users
 
 
+async def at_fixed_rate(one, rate: float, count: int) -> float:
+    """Start ``one(i, due)`` for ``i < count`` at ``rate`` per second (open loop: never waits for
+    answers) and wait for all; returns the start time the due times count from."""
+    tasks = []
+    start = time.perf_counter() + 0.05
+    for i in range(count):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, due)))
+    await asyncio.gather(*tasks)
+    return start
+
+
 async def _open_loop_http(url: str, users: list[str], rate: float, count: int,
                           timeout: float) -> tuple[dict[str, list[float]], float]:
     """``count`` GETs at ``rate``: latencies from each due time by status (or error kind), elapsed s."""
@@ -105,15 +120,7 @@ async def _open_loop_http(url: str, users: list[str], rate: float, count: int,
                 status = f"error:{type(exc).__name__}"
             by_status.setdefault(status, []).append(time.perf_counter() - due)
 
-        tasks = []
-        start = time.perf_counter() + 0.05
-        for i in range(count):
-            due = start + i / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i, due)))
-        await asyncio.gather(*tasks)
+        start = await at_fixed_rate(one, rate, count)
     return by_status, time.perf_counter() - start
 
 
@@ -184,15 +191,7 @@ async def _topic_load(settings: Settings, users: list[str], rate: float, count: 
             except Exception:
                 errors += 1
 
-        tasks = []
-        start = time.perf_counter() + 0.05
-        for i in range(count):
-            due = start + i / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i, due)))
-        await asyncio.gather(*tasks)
+        start = await at_fixed_rate(one, rate, count)
         elapsed = time.perf_counter() - start
     return {"path": "topic", "target_rate": rate, "requests": count, "ok": len(latencies), "errors": errors,
             "throughput_rps": len(latencies) / elapsed, **_percentiles(latencies)}
