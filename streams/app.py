@@ -13,7 +13,6 @@ record, see :mod:`streamrec.state.user_state`.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 

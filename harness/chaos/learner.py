@@ -100,12 +100,33 @@ def wait_until(predicate, timeout: float, what: str, every: float = 0.2) -> None
         time.sleep(every)
 
 
-def _kill_in_cycle(learner: Proc, rng: random.Random) -> dict:
-    wait_until(lambda: metric(learner, "streamrec_learner_cycle_in_progress") == 1.0, 120,
-               "a training cycle to start", every=0.02)
-    time.sleep(rng.uniform(0.0, 0.05))
-    learner.kill()
-    return {"during": "train", "cycle_in_progress_before_kill": True}
+class _CycleKiller(threading.Thread):
+    """SIGKILLs the learner as soon as a training cycle is in progress.
+
+    Started before the events that trigger the cycle are published: on a quiet machine a
+    cycle can start and finish while the publisher is still flushing, and a watcher started
+    after the publish would wait for a cycle that never comes.
+    """
+
+    def __init__(self, learner: Proc, rng: random.Random, timeout: float = 120.0):
+        super().__init__(name="cycle-killer", daemon=True)
+        self.learner, self.delay, self.timeout = learner, rng.uniform(0.0, 0.05), timeout
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        try:
+            wait_until(lambda: metric(self.learner, "streamrec_learner_cycle_in_progress") == 1.0,
+                       self.timeout, "a training cycle to start", every=0.02)
+            time.sleep(self.delay)
+            self.learner.kill()
+        except Exception as exc:   # re-raised by the scenario's thread
+            self.error = exc
+
+    def result(self) -> dict:
+        self.join(self.timeout + 10)
+        if self.error is not None:
+            raise self.error
+        return {"during": "train", "cycle_in_progress_before_kill": True}
 
 
 def _kill_in_write(learner: Proc, state_dir: Path, phase: str) -> dict:
@@ -121,85 +142,53 @@ def _kill_in_write(learner: Proc, state_dir: Path, phase: str) -> dict:
     return {"during": phase, "file": found[0].name, "left_mid_write": found[0].exists()}
 
 
-def learner_crash(settings: Settings, dataset, *, n_events: int = 6000, during: tuple[str, ...] = PHASES,
-                  seed: int = 0, write_delay_s: float = 3.0, timeout: float = 180.0) -> dict:
-    """Run the scenario on ``settings``' broker and state dir; returns the chaos table row."""
-    from harness.chaos.streams import dataset_docs
+def _start_learner(s: Settings, next_kill: str | None, write_delay_s: float) -> Proc:
+    # Each (re)start gets the write delay iff the next kill is inside a write. No graceful
+    # restarts in between: a kill is the only way a learner stops until the end.
+    env = {FAULT_WRITE_DELAY_ENV: str(write_delay_s)} if next_kill in ("version", "checkpoint") else {}
+    return Proc("learner", s, "learner_port", extra_env=env).start().wait_ready(120)
+
+
+def _kill_and_restart(s: Settings, learner: Proc, phase: str, next_kill: str | None,
+                      killer: _CycleKiller | None, write_delay_s: float, kills: list[dict]) -> Proc:
+    """SIGKILL ``learner`` in ``phase``, record what its checkpoint held, start the next one."""
     from learner.checkpoint import load_checkpoint
 
-    unknown = set(during) - set(PHASES)
-    if unknown:
-        raise ValueError(f"unknown phases {sorted(unknown)}; choose from {PHASES}")
-    rng = random.Random(seed)
-    s = settings.replace(**FAST)
     state_dir = Path(s.state_dir)
-    checkpoint = state_dir / "learner" / "checkpoint.safetensors"
-    ensure_topics(s)
-    publish_items(s, dataset.items)
-    docs = dataset_docs(dataset, n_events)
-    n_parts = len(during) + 2          # warm-up, one per kill, one after the last restart
-    parts = [docs[i * len(docs) // n_parts:(i + 1) * len(docs) // n_parts] for i in range(n_parts)]
-    pub = EventPublisher(s, pack=50)
-    started = time.monotonic()
-    kills: list[dict] = []
-    serving = Proc("serve", s, "http_port").start()
-    learner = None
-    caller = None
-    try:
-        serving.wait_ready(120)
-        caller = Caller(serving.url, sorted({d["user_id"] for d in docs[:500]}))
-        caller.start()
-        # Each (re)start gets the write delay iff the next kill is inside a write. No graceful
-        # restarts in between: a kill is the only way a learner stops until the end.
-        def start_learner(phase: str | None) -> Proc:
-            env = {FAULT_WRITE_DELAY_ENV: str(write_delay_s)} if phase in ("version", "checkpoint") else {}
-            return Proc("learner", s, "learner_port", extra_env=env).start().wait_ready(120)
+    if killer is not None:
+        record = killer.result()
+    else:
+        record = _kill_in_write(learner, state_dir, phase)
+    resumed, resumed_version = load_checkpoint(state_dir / "learner" / "checkpoint.safetensors", s)
+    record.update(checkpoint_version=resumed_version, checkpoint_events_seen=resumed.events_seen,
+                  newest_announced=max(a.version for a in announcements(s)))
+    kills.append(record)
+    learner = _start_learner(s, next_kill, write_delay_s)
+    record["resumed_at_version"] = int(metric(learner, "streamrec_learner_model_version"))
+    return learner
 
-        learner = start_learner(during[0] if during else None)
-        pub.publish(parts[0])
-        pub.flush()
-        wait_until(lambda: any(a.scores.get("kind") == "trained" for a in announcements(s)), timeout,
-                   "a first trained version")
-        first_trained = max(a.version for a in announcements(s))
 
-        for k, phase in enumerate(during):
-            pub.publish(parts[k + 1])
-            pub.flush()
-            if phase == "train":
-                record = _kill_in_cycle(learner, rng)
-            else:
-                record = _kill_in_write(learner, state_dir, phase)
-            resumed, resumed_version = load_checkpoint(checkpoint, s)
-            record.update(checkpoint_version=resumed_version, checkpoint_events_seen=resumed.events_seen,
-                          newest_announced=max(a.version for a in announcements(s)))
-            kills.append(record)
-            learner = start_learner(during[k + 1] if k + 1 < len(during) else None)
-            record["resumed_at_version"] = int(metric(learner, "streamrec_learner_model_version"))
+def _wait_all_learnt(checkpoint: Path, s: Settings, n_events: int, timeout: float) -> bool:
+    """True once the checkpoint holds every event learnt; False (reported as lost) on timeout."""
+    from learner.checkpoint import load_checkpoint
 
-        leftovers = [p.name for p in state_dir.rglob("*.tmp-*")]   # the restarts must have removed them
-        pub.publish(parts[-1])
-        pub.flush()
-
-        def all_learnt() -> bool:
-            try:
-                trainer, _ = load_checkpoint(checkpoint, s)
-            except Exception:
-                return False
-            return trainer.events_seen >= len(docs) and trainer.pending_count == 0
+    def all_learnt() -> bool:
         try:
-            wait_until(all_learnt, timeout, "the restarted learner to learn every event")
-            caught_up = True
-        except TimeoutError:   # reported as lost events in the row, not as a crash of the scenario
-            caught_up = False
-        time.sleep(2.0)   # serving picks up the last version while the client still asks
-        load_errors = metric(serving, "streamrec_serving_model_load_errors_total", by_label=True)
-    finally:
-        if caller is not None:
-            caller.stop.set()
-            caller.join(10)
-        if learner is not None:
-            learner.stop()
-        serving.stop()
+            trainer, _ = load_checkpoint(checkpoint, s)
+        except Exception:
+            return False
+        return trainer.events_seen >= n_events and trainer.pending_count == 0
+    try:
+        wait_until(all_learnt, timeout, "the restarted learner to learn every event")
+        return True
+    except TimeoutError:   # reported as lost events in the row, not as a crash of the scenario
+        return False
+
+
+def _row(s: Settings, checkpoint: Path, during, docs, kills, caller, started: float, caught_up: bool,
+         first_trained: int, load_errors: dict, leftovers: list[str]) -> dict:
+    """The chaos table row: what the final checkpoint learnt and what every announcement held."""
+    from learner.checkpoint import load_checkpoint
 
     trainer, final_version = load_checkpoint(checkpoint, s)
     announced = announcements(s)
@@ -228,6 +217,68 @@ def learner_crash(settings: Settings, dataset, *, n_events: int = 6000, during: 
             "tmp_files_left_after_restart": leftovers, "kills": kills, "client_errors": caller.errors[:3],
         },
     }
+
+
+def learner_crash(settings: Settings, dataset, *, n_events: int = 6000, during: tuple[str, ...] = PHASES,
+                  seed: int = 0, write_delay_s: float = 3.0, timeout: float = 180.0) -> dict:
+    """Run the scenario on ``settings``' broker and state dir; returns the chaos table row."""
+    from harness.chaos.streams import dataset_docs
+
+    unknown = set(during) - set(PHASES)
+    if unknown:
+        raise ValueError(f"unknown phases {sorted(unknown)}; choose from {PHASES}")
+    rng = random.Random(seed)
+    s = settings.replace(**FAST)
+    state_dir = Path(s.state_dir)
+    checkpoint = state_dir / "learner" / "checkpoint.safetensors"
+    ensure_topics(s)
+    publish_items(s, dataset.items)
+    docs = dataset_docs(dataset, n_events)
+    n_parts = len(during) + 2          # warm-up, one per kill, one after the last restart
+    parts = [docs[i * len(docs) // n_parts:(i + 1) * len(docs) // n_parts] for i in range(n_parts)]
+    pub = EventPublisher(s, pack=50)
+    started = time.monotonic()
+    kills: list[dict] = []
+    serving = Proc("serve", s, "http_port").start()
+    learner = None
+    caller = None
+    try:
+        serving.wait_ready(120)
+        caller = Caller(serving.url, sorted({d["user_id"] for d in docs[:500]}))
+        caller.start()
+        learner = _start_learner(s, during[0] if during else None, write_delay_s)
+        pub.publish(parts[0])
+        pub.flush()
+        wait_until(lambda: any(a.scores.get("kind") == "trained" for a in announcements(s)), timeout,
+                   "a first trained version")
+        first_trained = max(a.version for a in announcements(s))
+
+        for k, phase in enumerate(during):
+            killer = _CycleKiller(learner, rng) if phase == "train" else None
+            if killer is not None:
+                killer.start()
+            pub.publish(parts[k + 1])
+            pub.flush()
+            learner = _kill_and_restart(s, learner, phase, during[k + 1] if k + 1 < len(during) else None,
+                                        killer, write_delay_s, kills)
+
+        leftovers = [p.name for p in state_dir.rglob("*.tmp-*")]   # the restarts must have removed them
+        pub.publish(parts[-1])
+        pub.flush()
+
+        caught_up = _wait_all_learnt(checkpoint, s, len(docs), timeout)
+        time.sleep(2.0)   # serving picks up the last version while the client still asks
+        load_errors = metric(serving, "streamrec_serving_model_load_errors_total", by_label=True)
+    finally:
+        if caller is not None:
+            caller.stop.set()
+            caller.join(10)
+        if learner is not None:
+            learner.stop()
+        serving.stop()
+
+    return _row(s, checkpoint, during, docs, kills, caller, started, caught_up, first_trained, load_errors,
+                leftovers)
 
 
 def run_learner(settings: Settings, args) -> dict:

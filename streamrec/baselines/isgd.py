@@ -33,7 +33,8 @@ from typing import Sequence
 import numpy as np
 
 from streamrec.contracts.events import Event
-from streamrec.ranking.recommender import Recommender, grow_rows
+from streamrec.ranking.recommender import Recommender
+from streamrec.state.item_rows import grow_rows
 
 
 class ISGD(Recommender):

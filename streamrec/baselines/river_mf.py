@@ -36,7 +36,8 @@ import numpy as np
 from river import optim, reco
 
 from streamrec.contracts.events import Event
-from streamrec.ranking.recommender import Recommender, grow_rows
+from streamrec.ranking.recommender import Recommender
+from streamrec.state.item_rows import grow_rows
 
 
 class RiverMF(Recommender):

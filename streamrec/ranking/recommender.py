@@ -45,7 +45,7 @@ import numpy as np
 
 from streamrec.contracts.events import Event
 from streamrec.contracts.items import Item
-from streamrec.state.item_rows import ItemRows, grow_rows
+from streamrec.state.item_rows import ItemRows
 
 
 def top_k_rows(scores: np.ndarray, k: int) -> list[np.ndarray]:
