@@ -6,6 +6,7 @@ see each other's messages.
 """
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -39,3 +40,13 @@ def ml100k():
     from harness.datasets import load_movielens_100k
 
     return load_movielens_100k(DATA_DIR)
+
+
+@pytest.fixture
+def restore_root_logger():
+    """Put the root logger's handlers and level back after a test that configures logging."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -11,13 +11,7 @@ from streamrec.observability.logging_setup import configure_logging
 from streamrec.settings import Settings
 
 
-@pytest.fixture(autouse=True)
-def restore_root_logger():
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_root_logger")
 
 
 def test_human_readable_by_default():

@@ -15,13 +15,7 @@ PASSWORD, TOKEN = "hunter2-sasl-Pw", "adm1n-t0ken-xyz"
 ENV = {"KAFKA_SASL_PASSWORD": PASSWORD, "STREAMREC_ADMIN_TOKEN": TOKEN, "KAFKA_SASL_USERNAME": "alice"}
 
 
-@pytest.fixture(autouse=True)
-def restore_root_logger():
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_root_logger")
 
 
 def test_secret_names():
