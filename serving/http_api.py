@@ -186,21 +186,24 @@ def build_app(service: RecommenderService, ready: Callable[[], list[str]],
     return app
 
 
-def openapi_document(settings: Settings) -> dict:
-    """The OpenAPI 3 description of this API (served at ``/openapi.json``)."""
-    error = {"$ref": "#/components/schemas/Error"}
+def _recommendations_schema() -> dict:
+    """Schema of a recommendations answer: the request's echo and the ranked items."""
     item_schema = {"type": "object", "required": ["item_id", "score", "reason"], "properties": {
         "item_id": {"type": "string"}, "score": {"type": "number"},
         "reason": {"type": "string", "description": "history item id supporting it, or trending/new/explore"},
         "reason_kind": {"type": "string", "enum": ["history", "trending", "new", "explore", "similar"]},
         "title": {"type": "string"}, "reason_title": {"type": "string"}}}
-    rec_response = {"type": "object", "required": ["request_id", "user_id", "items", "model_version", "state_time"],
-                    "properties": {"request_id": {"type": "string"}, "user_id": {"type": "string"},
-                                   "items": {"type": "array", "items": item_schema},
-                                   "model_version": {"type": "integer"},
-                                   "state_time": {"type": ["number", "null"],
-                                                  "description": "event time of the newest event applied for the user"},
-                                   "served_at": {"type": "number"}}}
+    return {"type": "object", "required": ["request_id", "user_id", "items", "model_version", "state_time"],
+            "properties": {"request_id": {"type": "string"}, "user_id": {"type": "string"},
+                           "items": {"type": "array", "items": item_schema},
+                           "model_version": {"type": "integer"},
+                           "state_time": {"type": ["number", "null"],
+                                          "description": "event time of the newest event applied for the user"},
+                           "served_at": {"type": "number"}}}
+
+
+def _request_options(settings: Settings) -> dict:
+    """Schema of each recommendation request option: the fields the decoder reads, no more, no fewer."""
     list_or_csv = {"oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]}
     options = {"user_id": {"type": "string"}, "k": {"type": "integer", "minimum": 1, "maximum": settings.serving_max_k},
                "request_id": {"type": "string"}, "exclude_items": list_or_csv, "require_items": list_or_csv,
@@ -209,24 +212,35 @@ def openapi_document(settings: Settings) -> dict:
                "exploration": {"type": "number", "minimum": 0, "maximum": 1},
                "seed": {"type": "integer", "minimum": 0}, "include_seen": {"type": "boolean"}}
     assert set(options) == set(FIELDS)
+    return options
+
+
+def _recommendations_path(options: dict) -> dict:
+    """``/recommendations``: the options as query parameters (GET) or a JSON body (POST)."""
+    error = {"$ref": "#/components/schemas/Error"}
     responses = {"200": {"description": "recommendations",
-                         "content": {"application/json": {"schema": rec_response}}},
+                         "content": {"application/json": {"schema": _recommendations_schema()}}},
                  "400": {"description": "invalid input (the field is named)",
                          "content": {"application/json": {"schema": error}}},
                  "413": {"description": "body too large"}, "503": {"description": "overloaded (Retry-After)"}}
     query = [{"name": n, "in": "query", "required": n == "user_id",
               "schema": {"type": "string"} if "oneOf" in schema else schema} for n, schema in options.items()]
+    return {"get": {"summary": "Top-k recommendations for a user", "parameters": query, "responses": responses},
+            "post": {"summary": "Top-k recommendations with options in a JSON body",
+                     "requestBody": {"content": {"application/json": {"schema": {
+                         "type": "object", "required": ["user_id"], "properties": options}}}},
+                     "responses": responses}}
+
+
+def openapi_document(settings: Settings) -> dict:
+    """The OpenAPI 3 description of this API (served at ``/openapi.json``)."""
+    options = _request_options(settings)
     return {
         "openapi": "3.0.3",
         "info": {"title": "streamrec serving", "version": "1",
                  "description": "Recommendations from the freshest user state and the newest model."},
         "paths": {
-            "/recommendations": {
-                "get": {"summary": "Top-k recommendations for a user", "parameters": query, "responses": responses},
-                "post": {"summary": "Top-k recommendations with options in a JSON body",
-                         "requestBody": {"content": {"application/json": {"schema": {
-                             "type": "object", "required": ["user_id"], "properties": options}}}},
-                         "responses": responses}},
+            "/recommendations": _recommendations_path(options),
             "/items/{item_id}/similar": {"get": {
                 "summary": "Items nearest to an item's vector",
                 "parameters": [{"name": "item_id", "in": "path", "required": True, "schema": {"type": "string"}},
