@@ -179,46 +179,15 @@ def run_simulation(config: SimulationConfig, settings: Settings, dataset, run_di
     warm = int(len(dataset) * config.warmup_fraction)
     population = Population(prefs, dataset, warm, config)
     pairs = sample_pairs(config.users, config.max_pairs, np.random.default_rng([config.seed, 3]))
-    learn_every = config.learn_every or config.users
     systems: dict[str, ArmSystem] = {}
     populations = {arm.name: _copy_population(population) for arm in config.arms}
     history: dict[str, list[dict]] = {arm.name: [] for arm in config.arms}
     try:
-        for arm in config.arms:
-            arm_settings = settings.replace(
-                topic_prefix=f"{settings.topic_prefix}sim-{run_dir.name}-{arm.name}-",
-                state_dir=run_dir / "state" / arm.name, learner_train_every_s=0.0,
-                learner_train_every_events=learn_every)
-            systems[arm.name] = ArmSystem(arm.name, arm_settings, learner=config.learner,
-                                          streams=config.streams).start()
-        for name, system in systems.items():
-            system.wait_ready()
-            progress(f"{name}: processes ready ({', '.join(system.procs)})")
-        t_warm = float(dataset.timestamps[warm - 1])
-        for name, system in systems.items():
-            system.warm_up(dataset, warm)
-        simulated = set(population.user_ids)
-        last_warm = {u: float(t) for u, t in zip(np.asarray(dataset.user_ids[:warm], dtype=str),
-                                                  dataset.timestamps[:warm]) if u in simulated}
-        for name, system in systems.items():
-            missing = system.wait_visible(last_warm, config.visible_timeout * 4)
-            version = system.wait_first_model(config.first_model_timeout)
-            progress(f"{name}: warmed up with {warm} events ({missing} users not visible), model version {version}")
+        _start_arms(systems, config, settings, run_dir, progress)
+        t_warm = _warm_up(systems, dataset, warm, population, config, progress)
         for r in range(config.rounds):
-            t_round = t_warm + (r + 1) * config.round_seconds
-            newest_by_arm = {}
-            for arm in config.arms:
-                stats, newest = play_round(systems[arm.name], arm, populations[arm.name], config, r, t_round,
-                                           pairs, prefs.item_factors)
-                newest_by_arm[arm.name] = newest
-                history[arm.name].append(stats)
-            for arm in config.arms:
-                system, stats = systems[arm.name], history[arm.name][-1]
-                t0 = time.monotonic()
-                stats["not_visible"] = system.wait_visible(newest_by_arm[arm.name], config.visible_timeout)
-                learner = system.sync_learner(config.visible_timeout)
-                stats["sync_seconds"] = round(time.monotonic() - t0, 3)
-                stats["learner_cycles"] = int(learner.get("cycles", 0))
+            _play_and_sync(systems, populations, history, config, r, t_warm + (r + 1) * config.round_seconds,
+                           pairs, prefs.item_factors)
             progress("round {}/{}: ".format(r + 1, config.rounds) + ", ".join(
                 f"{a.name} utility {history[a.name][-1]['utility_chosen']:.3f} jaccard {history[a.name][-1]['jaccard']:.3f}"
                 for a in config.arms))
@@ -226,17 +195,74 @@ def run_simulation(config: SimulationConfig, settings: Settings, dataset, run_di
         logs = {name: system.logs() for name, system in systems.items()}
         for system in systems.values():
             system.stop()
-    n_items = len(prefs.item_ids)
+    _add_cumulative_coverage(history, len(prefs.item_ids))
+    return {"config": config.to_dict(), "preferences": {"cache": str(cache_path), "loaded_from_cache": cached},
+            "warmup_events": warm, "user_ids": population.user_ids, "arms": history, "logs": logs,
+            "topic_prefixes": {name: system.settings.topic_prefix for name, system in systems.items()},
+            "seconds": round(time.monotonic() - started, 1)}
+
+
+def _start_arms(systems: dict[str, ArmSystem], config: SimulationConfig, settings: Settings, run_dir: Path,
+                progress: Callable[[str], None]) -> None:
+    """Start one system per arm into ``systems`` (filled as they start, so the caller stops
+    those that did if a later one fails), then wait until every one is ready."""
+    learn_every = config.learn_every or config.users
+    for arm in config.arms:
+        arm_settings = settings.replace(
+            topic_prefix=f"{settings.topic_prefix}sim-{run_dir.name}-{arm.name}-",
+            state_dir=run_dir / "state" / arm.name, learner_train_every_s=0.0,
+            learner_train_every_events=learn_every)
+        systems[arm.name] = ArmSystem(arm.name, arm_settings, learner=config.learner,
+                                      streams=config.streams).start()
+    for name, system in systems.items():
+        system.wait_ready()
+        progress(f"{name}: processes ready ({', '.join(system.procs)})")
+
+
+def _warm_up(systems: dict[str, ArmSystem], dataset, warm: int, population: Population, config: SimulationConfig,
+             progress: Callable[[str], None]) -> float:
+    """Feed every arm the first ``warm`` events; wait until serving shows the simulated users'
+    and a first model is live. Returns the event time the warm-up ends at."""
+    for system in systems.values():
+        system.warm_up(dataset, warm)
+    simulated = set(population.user_ids)
+    last_warm = {u: float(t) for u, t in zip(np.asarray(dataset.user_ids[:warm], dtype=str),
+                                              dataset.timestamps[:warm]) if u in simulated}
+    for name, system in systems.items():
+        missing = system.wait_visible(last_warm, config.visible_timeout * 4)
+        version = system.wait_first_model(config.first_model_timeout)
+        progress(f"{name}: warmed up with {warm} events ({missing} users not visible), model version {version}")
+    return float(dataset.timestamps[warm - 1])
+
+
+def _play_and_sync(systems: dict[str, ArmSystem], populations: dict[str, Population], history: dict[str, list[dict]],
+                   config: SimulationConfig, round_index: int, t_round: float, pairs: np.ndarray,
+                   item_vectors: np.ndarray) -> None:
+    """One round in every arm, appended to ``history``; then wait until every arm has taken
+    in the round's choices (serving shows them, the learner has consumed them)."""
+    newest_by_arm = {}
+    for arm in config.arms:
+        stats, newest = play_round(systems[arm.name], arm, populations[arm.name], config, round_index, t_round,
+                                   pairs, item_vectors)
+        newest_by_arm[arm.name] = newest
+        history[arm.name].append(stats)
+    for arm in config.arms:
+        system, stats = systems[arm.name], history[arm.name][-1]
+        t0 = time.monotonic()
+        stats["not_visible"] = system.wait_visible(newest_by_arm[arm.name], config.visible_timeout)
+        learner = system.sync_learner(config.visible_timeout)
+        stats["sync_seconds"] = round(time.monotonic() - t0, 3)
+        stats["learner_cycles"] = int(learner.get("cycles", 0))
+
+
+def _add_cumulative_coverage(history: dict[str, list[dict]], n_items: int) -> None:
+    """Replace each round's ``lists`` by the share of the catalogue shown in that arm so far."""
     for rounds in history.values():
         shown = np.zeros(n_items, dtype=bool)
         for stats in rounds:
             lists = stats.pop("lists")
             shown[lists[lists >= 0]] = True
             stats["coverage_cumulative"] = float(shown.mean())
-    return {"config": config.to_dict(), "preferences": {"cache": str(cache_path), "loaded_from_cache": cached},
-            "warmup_events": warm, "user_ids": population.user_ids, "arms": history, "logs": logs,
-            "topic_prefixes": {name: system.settings.topic_prefix for name, system in systems.items()},
-            "seconds": round(time.monotonic() - started, 1)}
 
 
 def _copy_population(population: Population) -> Population:
