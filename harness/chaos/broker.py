@@ -14,11 +14,13 @@ back; with Apache Kafka (durable, replicated logs, committed offsets stored in
 from __future__ import annotations
 
 import json
+import signal
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 from streamrec.kafka.embedded import EmbeddedBroker, free_port
 from streamrec.contracts.events import encode_events
@@ -97,6 +99,15 @@ class _Readiness:
         else:
             self.counts[f"{name}:{status}"] += 1
 
+    def watch(self, serve: Proc, streams: Proc, seconds: float, also: Callable[[], None] = lambda: None) -> None:
+        """Poll both processes' /readyz (and run ``also``) every 0.5 s for ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.poll("serve", serve)
+            self.poll("streams", streams)
+            also()
+            time.sleep(0.5)
+
 
 def _processes(settings: Settings, log_dir: Path) -> tuple[Proc, Proc]:
     serve = Proc("serve", settings, "http_port", log_dir=log_dir).start()
@@ -113,11 +124,7 @@ def broker_starts_late(settings: Settings, *, absent_s: float = 10.0, ready_time
     broker = EmbeddedBroker(port=port, log_file=log_dir / "tansu.log")
     seen = _Readiness()
     try:
-        deadline = time.monotonic() + absent_s
-        while time.monotonic() < deadline:
-            seen.poll("serve", serve)
-            seen.poll("streams", streams)
-            time.sleep(0.5)
+        seen.watch(serve, streams, absent_s)
         broker.start()
         serve.wait_ready(ready_timeout)
         streams.wait_ready(ready_timeout)
@@ -143,7 +150,6 @@ def broker_outage(settings: Settings, *, outage_s: float = 30.0, mode: str = "pa
     processes must then recover completely, without a restart. ``mode="restart"`` stops it
     and starts a new one: the in-memory broker loses every topic and offset.
     """
-    import signal
     port = free_port()
     settings = settings.replace(bootstrap_servers=f"127.0.0.1:{port}")
     log_dir = Path(settings.state_dir) / "logs"
@@ -160,24 +166,14 @@ def broker_outage(settings: Settings, *, outage_s: float = 30.0, mode: str = "pa
             broker.process.send_signal(signal.SIGSTOP)
         else:
             broker.stop()
-        deadline = time.monotonic() + outage_s
-        while time.monotonic() < deadline:
-            seen.poll("serve", serve)
-            seen.poll("streams", streams)
-            # Serving answers from its in-memory replica while the broker is away.
-            status, _ = get(f"{serve.url}/recommendations?user_id=before-outage&k=3", timeout=3)
-            answers[str(status)] += 1
-            time.sleep(0.5)
+        seen.watch(serve, streams, outage_s, also=lambda: _ask_during_outage(serve, answers))
         after: dict[str, str] = {}
         restarted = False
         if mode == "pause":
             broker.process.send_signal(signal.SIGCONT)
         else:
             broker.start()
-            # The in-memory broker lost the log: each process must say so, not claim readiness.
-            for name, proc in (("serve", serve), ("streams", streams)):
-                wait(lambda: _lost_reason(proc) is not None, ready_timeout)
-                after[name] = _lost_reason(proc) or str(get(proc.url + "/readyz")[1])
+            after = _data_loss_reported(serve, streams, ready_timeout)
             alive_before_restart = serve.process.poll() is None and streams.process.poll() is None
             serve, streams = _restart(serve), _restart(streams)   # what the supervisor does
             restarted = alive_before_restart
@@ -199,6 +195,23 @@ def broker_outage(settings: Settings, *, outage_s: float = 30.0, mode: str = "pa
             "details": {"readiness_during_outage": dict(seen.counts), "reasons": seen.reasons,
                         "events_flow_before": flowing_before, "events_flow_after": flowing_after, "alive": alive,
                         "data_loss_reported": after, "processes_restarted": restarted}}
+
+
+def _ask_during_outage(serve: Proc, answers: Counter[str]) -> None:
+    """One recommendation request, its status counted in ``answers``: serving answers from its
+    in-memory replica while the broker is away."""
+    status, _ = get(f"{serve.url}/recommendations?user_id=before-outage&k=3", timeout=3)
+    answers[str(status)] += 1
+
+
+def _data_loss_reported(serve: Proc, streams: Proc, timeout: float) -> dict[str, str]:
+    """What each process's /readyz says once the in-memory broker came back without the log:
+    each must say the data was lost, not claim readiness."""
+    after = {}
+    for name, proc in (("serve", serve), ("streams", streams)):
+        wait(lambda: _lost_reason(proc) is not None, timeout)
+        after[name] = _lost_reason(proc) or str(get(proc.url + "/readyz")[1])
+    return after
 
 
 def _lost_reason(proc: Proc) -> str | None:
