@@ -32,11 +32,11 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from typing import Any
 
 from streamrec.client.topic_clients import AsyncTopicRecClient, TopicRecClient
 from streamrec.client.errors import RecError, RecRequestError, RecTimeout, RecUnavailable
+from streamrec.client.request_doc import request_doc
 
 __all__ = ["RecClient", "AsyncRecClient", "TopicRecClient", "AsyncTopicRecClient", "RecError",
            "RecRequestError", "RecTimeout", "RecUnavailable"]
@@ -56,14 +56,6 @@ def _raise_for(status: int, body: bytes, headers: Any = None) -> None:
     if status == 503:
         raise RecUnavailable(doc.get("error", "unavailable"), retry_after)
     raise RecRequestError(status, doc.get("error", "error"), doc.get("field"))
-
-
-def _request_doc(user_id: str, k: int | None, options: dict) -> dict:
-    doc = {"user_id": str(user_id), **{key: v for key, v in options.items() if v is not None}}
-    if k is not None:
-        doc["k"] = k
-    doc.setdefault("request_id", uuid.uuid4().hex)
-    return doc
 
 
 class RecClient:
@@ -95,7 +87,7 @@ class RecClient:
 
     def recommend(self, user_id: str, k: int | None = None, **options: Any) -> dict:
         """Recommendations for ``user_id``; options as in ``POST /recommendations``."""
-        return self._call("POST", "/recommendations", _request_doc(user_id, k, options))
+        return self._call("POST", "/recommendations", request_doc(user_id, k, options))
 
     def similar(self, item_id: str, k: int = 10) -> dict:
         return self._call("GET", f"/items/{urllib.parse.quote(str(item_id), safe='')}/similar?k={int(k)}")
@@ -150,7 +142,7 @@ class AsyncRecClient:
         if not options:   # the GET form: cacheable and cheapest to parse
             query = urllib.parse.urlencode({"user_id": str(user_id), **({"k": k} if k is not None else {})})
             return await self._call("GET", f"/recommendations?{query}")
-        return await self._call("POST", "/recommendations", _request_doc(user_id, k, options))
+        return await self._call("POST", "/recommendations", request_doc(user_id, k, options))
 
     async def similar(self, item_id: str, k: int = 10) -> dict:
         return await self._call("GET", f"/items/{urllib.parse.quote(str(item_id), safe='')}/similar?k={int(k)}")

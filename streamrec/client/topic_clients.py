@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from streamrec.client.errors import RecRequestError, RecTimeout, RecUnavailable
+from streamrec.client.request_doc import request_doc
 from streamrec.settings import Settings
 from streamrec.contracts.topics import REC_REQUESTS, REC_RESPONSES
 
@@ -24,15 +25,39 @@ def _check(reply: dict) -> dict:
     return reply
 
 
-def _doc(user_id: Any, k: int | None, reply_to: str, options: dict) -> dict:
-    doc = {"request_id": uuid.uuid4().hex, "user_id": str(user_id), "reply_to": reply_to,
-           **{key: v for key, v in options.items() if v is not None}}
-    if k is not None:
-        doc["k"] = k
-    return doc
+def _encode_request(user_id: Any, k: int | None, reply_to: str, options: dict) -> tuple[bytes, str, bytes]:
+    """``(value, request_id, key)`` of a recommendation request on the request topic.
+
+    The document is the HTTP body plus ``reply_to`` (unless the options name one); the key is
+    the user id, as the request topic's contract says.
+    """
+    doc = request_doc(user_id, k, options)
+    doc.setdefault("reply_to", reply_to)
+    return json.dumps(doc).encode(), doc["request_id"], str(user_id).encode()
 
 
-class TopicRecClient:
+def _decode_reply(value: bytes | None) -> dict | None:
+    """The reply in a message of the reply topic; None for anything that is not a JSON object."""
+    try:
+        reply = json.loads(value)
+    except (TypeError, ValueError):
+        return None
+    return reply if isinstance(reply, dict) else None
+
+
+class _TopicClient:
+    """Settings, timeout and topics of a topic client (the part both clients share)."""
+
+    def __init__(self, settings: Settings, reply_to: str | None = None, timeout: float | None = None):
+        if not settings.bootstrap_servers:
+            raise RecUnavailable("the topic client needs KAFKA_BOOTSTRAP_SERVERS")
+        self.settings = settings
+        self.timeout = settings.serving_request_timeout_s if timeout is None else timeout
+        self.requests_topic = settings.topic(REC_REQUESTS)
+        self.reply_to = reply_to or settings.topic(REC_RESPONSES)
+
+
+class TopicRecClient(_TopicClient):
     """Synchronous client: one request at a time, confluent-kafka underneath."""
 
     def __init__(self, settings: Settings, reply_to: str | None = None, timeout: float | None = None):
@@ -40,12 +65,7 @@ class TopicRecClient:
 
         from streamrec.kafka.config import confluent_config, producer_config
 
-        if not settings.bootstrap_servers:
-            raise RecUnavailable("the topic client needs KAFKA_BOOTSTRAP_SERVERS")
-        self.settings = settings
-        self.timeout = settings.serving_request_timeout_s if timeout is None else timeout
-        self.requests_topic = settings.topic(REC_REQUESTS)
-        self.reply_to = reply_to or settings.topic(REC_RESPONSES)
+        super().__init__(settings, reply_to, timeout)
         self._producer = Producer(producer_config(settings, **{"linger.ms": 0}))
         self._consumer = Consumer(confluent_config(settings, **{
             "group.id": f"streamrec-client-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
@@ -70,17 +90,13 @@ class TopicRecClient:
             msg = self._consumer.poll(min(left, 0.5))
             if msg is None or msg.error() is not None:
                 continue
-            try:
-                reply = json.loads(msg.value())
-            except (TypeError, ValueError):
-                continue
-            if isinstance(reply, dict) and reply.get("request_id") == request_id:
+            reply = _decode_reply(msg.value())
+            if reply is not None and reply.get("request_id") == request_id:
                 return reply
         raise RecTimeout(f"no reply to request {request_id!r} on {self.reply_to!r} within {self.timeout}s")
 
     def recommend(self, user_id: Any, k: int | None = None, **options: Any) -> dict:
-        doc = _doc(user_id, k, self.reply_to, options)
-        return _check(self.request_raw(json.dumps(doc).encode(), doc["request_id"], str(user_id).encode()))
+        return _check(self.request_raw(*_encode_request(user_id, k, self.reply_to, options)))
 
     def close(self) -> None:
         self._consumer.close()
@@ -93,16 +109,11 @@ class TopicRecClient:
         self.close()
 
 
-class AsyncTopicRecClient:
+class AsyncTopicRecClient(_TopicClient):
     """Asynchronous client: any number of requests in flight, matched by ``request_id``."""
 
     def __init__(self, settings: Settings, reply_to: str | None = None, timeout: float | None = None):
-        if not settings.bootstrap_servers:
-            raise RecUnavailable("the topic client needs KAFKA_BOOTSTRAP_SERVERS")
-        self.settings = settings
-        self.timeout = settings.serving_request_timeout_s if timeout is None else timeout
-        self.requests_topic = settings.topic(REC_REQUESTS)
-        self.reply_to = reply_to or settings.topic(REC_RESPONSES)
+        super().__init__(settings, reply_to, timeout)
         self._pending: dict[str | None, asyncio.Future] = {}
         self._producer = self._consumer = self._reader = None
 
@@ -128,11 +139,8 @@ class AsyncTopicRecClient:
 
     async def _read(self) -> None:
         async for msg in self._consumer:
-            try:
-                reply = json.loads(msg.value)
-            except (TypeError, ValueError):
-                continue
-            if not isinstance(reply, dict):
+            reply = _decode_reply(msg.value)
+            if reply is None:
                 continue
             future = self._pending.get(reply.get("request_id"))
             if future is not None and not future.done():
@@ -154,8 +162,7 @@ class AsyncTopicRecClient:
             self._pending.pop(request_id, None)
 
     async def recommend(self, user_id: Any, k: int | None = None, **options: Any) -> dict:
-        doc = _doc(user_id, k, self.reply_to, options)
-        return _check(await self.request_raw(json.dumps(doc).encode(), doc["request_id"], str(user_id).encode()))
+        return _check(await self.request_raw(*_encode_request(user_id, k, self.reply_to, options)))
 
     async def close(self) -> None:
         if self._reader is not None:
