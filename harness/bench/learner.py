@@ -20,6 +20,7 @@ import numpy as np
 from harness.bench.plots import write_bench_plot
 from harness.datasets import load_dataset
 from streamrec.kafka.config import ensure_topics
+from harness.polling import wait_until
 from harness.processes import Proc
 from harness.replay import replay_dataset
 from streamrec.settings import Settings
@@ -55,12 +56,9 @@ def run_learner_bench(settings: Settings, limit: int | None = None, settle_s: fl
         watcher.start()
         started = time.time()
         replay = replay_dataset(settings, dataset, limit=limit, progress=False)
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:  # until the learner has trained on everything and gone quiet
-            consumed = _gauge(learner.url, "streamrec_learner_events_total") or 0
-            if consumed >= replay["events"]:
-                break
-            time.sleep(0.5)
+        # Until the learner has trained on everything and gone quiet.
+        wait_until(lambda: (_gauge(learner.url, "streamrec_learner_events_total") or 0) >= replay["events"], 600,
+                   interval=0.5)
         time.sleep(settle_s)
         stop.set()
         watcher.join()

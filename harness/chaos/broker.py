@@ -24,6 +24,7 @@ from typing import Callable
 
 from streamrec.kafka.embedded import EmbeddedBroker, free_port
 from streamrec.contracts.events import encode_events
+from harness.polling import wait_until
 from harness.processes import Proc
 from streamrec.settings import Settings
 from streamrec.contracts.topics import EVENTS
@@ -63,21 +64,12 @@ def publish(settings: Settings, user_id: str, n: int = 3) -> None:
         raise RuntimeError("event not acknowledged by the broker")
 
 
-def wait(predicate, timeout: float, interval: float = 0.25) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
-
-
 def applied_by_both(serve: Proc, streams: Proc, settings: Settings, user_id: str, n: int = 3,
                     timeout: float = 60.0) -> bool:
     """Publish ``n`` events for a new user; True once serving's replica and the streams worker have them."""
     before = metric(streams, "streamrec_streams_events_applied_total")
     publish(settings, user_id, n)
-    return wait(lambda: get(f"{serve.url}/users/{user_id}")[0] == 200
+    return wait_until(lambda: get(f"{serve.url}/users/{user_id}")[0] == 200
                 and metric(streams, "streamrec_streams_events_applied_total") >= before + n, timeout)
 
 
@@ -209,7 +201,7 @@ def _data_loss_reported(serve: Proc, streams: Proc, timeout: float) -> dict[str,
     each must say the data was lost, not claim readiness."""
     after = {}
     for name, proc in (("serve", serve), ("streams", streams)):
-        wait(lambda: _lost_reason(proc) is not None, timeout)
+        wait_until(lambda: _lost_reason(proc) is not None, timeout)
         after[name] = _lost_reason(proc) or str(get(proc.url + "/readyz")[1])
     return after
 

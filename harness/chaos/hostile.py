@@ -29,6 +29,7 @@ from confluent_kafka import Producer
 from streamrec.kafka.changelog import read_topic
 from harness.chaos.streams import read_states
 from streamrec.kafka.config import ensure_topics, producer_config
+from harness.polling import wait_until
 from harness.processes import Proc
 from streamrec.settings import Settings
 from streamrec.contracts.topics import EVENTS, EVENTS_DLQ, changelog_topic, partition_for
@@ -184,12 +185,11 @@ def applied_by_serving(serving: Proc, users) -> dict[str, int]:
 
 
 def wait_applied(settings: Settings, expected: dict[str, int], extra=lambda: True, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def all_applied() -> bool:
         states = read_states(settings)
-        if all(states.get(u) is not None and states[u].applied >= n for u, n in expected.items()) and extra():
-            break
-        time.sleep(1.0)
+        return all(states.get(u) is not None and states[u].applied >= n for u, n in expected.items()) and extra()
+
+    wait_until(all_applied, timeout, interval=1.0)
     time.sleep(2.0)   # anything applied twice would show by now
     return {u: s.applied for u, s in read_states(settings).items() if u in expected}
 

@@ -35,6 +35,7 @@ from streamrec.kafka.changelog import read_topic
 from streamrec.client import RecClient
 from streamrec.kafka.config import ensure_topics
 from streamrec.contracts.model_store import FAULT_WRITE_DELAY_ENV, Announcement, load_version
+from harness.polling import wait_or_fail, wait_until
 from harness.processes import Proc
 from harness.replay import EventPublisher, publish_items
 from streamrec.settings import Settings
@@ -92,14 +93,6 @@ def announcements(settings: Settings) -> list[Announcement]:
     return [Announcement.decode(m.value) for m in messages]
 
 
-def wait_until(predicate, timeout: float, what: str, every: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(every)
-
-
 class _CycleKiller(threading.Thread):
     """SIGKILLs the learner as soon as a training cycle is in progress.
 
@@ -115,8 +108,8 @@ class _CycleKiller(threading.Thread):
 
     def run(self) -> None:
         try:
-            wait_until(lambda: metric(self.learner, "streamrec_learner_cycle_in_progress") == 1.0,
-                       self.timeout, "a training cycle to start", every=0.02)
+            wait_or_fail(lambda: metric(self.learner, "streamrec_learner_cycle_in_progress") == 1.0,
+                         self.timeout, "a training cycle to start", interval=0.02)
             time.sleep(self.delay)
             self.learner.kill()
         except Exception as exc:   # re-raised by the scenario's thread
@@ -137,7 +130,7 @@ def _kill_in_write(learner: Proc, state_dir: Path, phase: str) -> dict:
     def writing() -> bool:
         found[:] = list(state_dir.rglob(pattern.format(pid)))
         return bool(found)
-    wait_until(writing, 120, f"the learner to write a {phase} file", every=0.05)
+    wait_or_fail(writing, 120, f"the learner to write a {phase} file", interval=0.05)
     learner.kill()
     return {"during": phase, "file": found[0].name, "left_mid_write": found[0].exists()}
 
@@ -178,11 +171,7 @@ def _wait_all_learnt(checkpoint: Path, s: Settings, n_events: int, timeout: floa
         except Exception:
             return False
         return trainer.events_seen >= n_events and trainer.pending_count == 0
-    try:
-        wait_until(all_learnt, timeout, "the restarted learner to learn every event")
-        return True
-    except TimeoutError:   # reported as lost events in the row, not as a crash of the scenario
-        return False
+    return wait_until(all_learnt, timeout, interval=0.2)
 
 
 def _row(s: Settings, checkpoint: Path, during, docs, kills, caller, started: float, caught_up: bool,
@@ -249,8 +238,8 @@ def learner_crash(settings: Settings, dataset, *, n_events: int = 6000, during: 
         learner = _start_learner(s, during[0] if during else None, write_delay_s)
         pub.publish(parts[0])
         pub.flush()
-        wait_until(lambda: any(a.scores.get("kind") == "trained" for a in announcements(s)), timeout,
-                   "a first trained version")
+        wait_or_fail(lambda: any(a.scores.get("kind") == "trained" for a in announcements(s)), timeout,
+                     "a first trained version", interval=0.2)
         first_trained = max(a.version for a in announcements(s))
 
         for k, phase in enumerate(during):

@@ -33,6 +33,7 @@ from streamrec.client import RecClient
 from streamrec.kafka.config import producer_config
 from harness.metrics_scrape import Scrape
 from streamrec.contracts.model_store import MODEL_KEY, Announcement, models_dir, write_version
+from harness.polling import wait_or_fail
 from harness.processes import Proc
 from streamrec.settings import Settings
 from streamrec.contracts.topics import MODEL_UPDATES
@@ -110,15 +111,13 @@ def _gauge(proc: Proc, name: str) -> float:
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """:func:`wait_or_fail`, counting a predicate that fails to read a process as not yet."""
+    def tolerant() -> bool:
         try:
-            if predicate():
-                return
+            return predicate()
         except (OSError, ValueError):   # a process still starting
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{what} not reached in {timeout:.0f}s")
+            return False
+    wait_or_fail(tolerant, timeout, what, interval=0.2)
 
 
 class _Watch:

@@ -31,6 +31,7 @@ from streamrec.kafka.embedded import free_port
 from harness.chaos.broker import get
 from harness.chaos.learner import FAST
 from harness.chaos.streams import dataset_docs
+from harness.polling import wait_until
 from streamrec.kafka.runfile import running_system
 from streamrec.settings import Settings
 
@@ -86,15 +87,6 @@ def _notes(url: str) -> list[str]:
     return body.get("notes", []) if isinstance(body, dict) else []
 
 
-def _wait(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.5)
-    return bool(predicate())
-
-
 def restart_kept_state(settings: Settings, dataset, *, first: int = 3000, n: int = 600,
                        timeout: float = 300.0) -> dict:
     """Run the scenario in a fresh state directory under ``settings.state_dir``; one table row."""
@@ -119,10 +111,11 @@ def restart_kept_state(settings: Settings, dataset, *, first: int = 3000, n: int
         bound = up.wait_up(timeout)
         publish_items(bound, dataset.items)
         publish(bound, docs[:first])
-        before = {"streams": _wait(lambda: counter(urls["streams"], "streamrec_streams_events_applied_total")
-                                   >= first, timeout),
-                  "learner_version": _wait(lambda: counter(urls["learner"], "streamrec_learner_versions_published_total")
-                                           >= 1 and checkpoint.exists(), timeout)}
+        before = {"streams": wait_until(lambda: counter(urls["streams"], "streamrec_streams_events_applied_total")
+                                        >= first, timeout, interval=0.5),
+                  "learner_version": wait_until(lambda: counter(urls["learner"],
+                                                                "streamrec_learner_versions_published_total")
+                                                >= 1 and checkpoint.exists(), timeout, interval=0.5)}
     finally:
         up.stop()
     up = _Up(base, state / "logs" / "up-2.log")
@@ -130,8 +123,8 @@ def restart_kept_state(settings: Settings, dataset, *, first: int = 3000, n: int
         bound = up.wait_up(timeout)
         publish(bound, docs[first:first + n])
         streams_url, learner_url = urls["streams"], urls["learner"]
-        _wait(lambda: counter(streams_url, "streamrec_streams_events_applied_total") >= n
-              and counter(learner_url, "streamrec_learner_events_total") >= n, timeout)
+        wait_until(lambda: counter(streams_url, "streamrec_streams_events_applied_total") >= n
+                   and counter(learner_url, "streamrec_learner_events_total") >= n, timeout, interval=0.5)
         time.sleep(2.0)   # anything applied twice would show up now
         applied = {"streams": int(counter(streams_url, "streamrec_streams_events_applied_total")),
                    "learner": int(counter(learner_url, "streamrec_learner_events_total"))}

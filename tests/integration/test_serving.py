@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pytest
 from confluent_kafka import Producer
 
+from harness.polling import wait_until
 from serving.process import ServingThread
 from streamrec.contracts import model_store
 from streamrec.kafka.embedded import free_port
@@ -59,13 +60,8 @@ class Env:
         return version
 
 
-def wait_for(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
+# Serving runs in this process, so its state changes within milliseconds: poll often.
+wait_for = partial(wait_until, timeout=60.0, interval=0.02)
 
 
 def http(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, dict]:

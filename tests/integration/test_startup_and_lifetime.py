@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.polling import wait_until
 from streamrec.kafka.embedded import EmbeddedBroker, free_port
 from streamrec.kafka.runfile import running_system
 from tests.conftest import DATA_DIR
@@ -45,15 +46,6 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def wait_for(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return bool(predicate())
-
-
 def command_env(state_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     env.update({"STREAMREC_STATE_DIR": str(state_dir), "STREAMREC_DATA_DIR": str(DATA_DIR),
@@ -75,7 +67,8 @@ def up_serving(tmp_path):
                             stdout=open(tmp_path / "up.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
     left: list[int] = []
     try:
-        assert wait_for(lambda: proc.poll() is not None or running_system(state) is not None, 180), "no run file"
+        assert wait_until(lambda: proc.poll() is not None or running_system(state) is not None, 180,
+                          interval=0.1), "no run file"
         assert proc.poll() is None, (tmp_path / "up.log").read_text()
         run_file = running_system(state)
         left += [run_file["embedded_broker_pid"], *children(proc.pid)]
@@ -112,8 +105,8 @@ def test_up_killed_hard_takes_its_broker_and_children(up_serving, how):
         os.killpg(proc.pid, signal.SIGTERM)
         proc.send_signal(signal.SIGKILL)
     proc.wait(10)
-    assert wait_for(lambda: not alive(broker_pid), 30), "the embedded broker outlived its owner"
-    assert wait_for(lambda: not any(alive(k) for k in kids), 60), "a child outlived its supervisor"
+    assert wait_until(lambda: not alive(broker_pid), 30, interval=0.1), "the embedded broker outlived its owner"
+    assert wait_until(lambda: not any(alive(k) for k in kids), 60, interval=0.1), "a child outlived its supervisor"
 
 
 def test_broker_started_from_a_short_lived_thread_lives_on():
