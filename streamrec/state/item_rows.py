@@ -54,6 +54,32 @@ class ItemRows:
         return np.fromiter((add(i) for i in item_ids), dtype=np.int64, count=len(item_ids))
 
 
+class RowIndexed:
+    """Base of a per-item store whose arrays are indexed by the rows of one :class:`ItemRows`.
+
+    It holds the registry (``_rows``, with ``_index`` and ``_ids`` aliases for hot loops) and
+    gives the store its length and ids; the store keeps its own arrays and grows them
+    (:func:`grow_rows`) as rows are handed out.
+    """
+
+    _rows: ItemRows
+    _index: dict[str, int]
+    _ids: list[str]
+
+    def _reset_rows(self) -> None:
+        """Start a new, empty row registry."""
+        self._rows = ItemRows()
+        self._index, self._ids = self._rows.index, self._rows.ids   # aliases: they grow in place
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    @property
+    def ids(self) -> list[str]:
+        """Item ids in row order (first seen first)."""
+        return self._ids
+
+
 def grow_rows(array: np.ndarray, n_rows: int, fill: float = 0.0) -> np.ndarray:
     """``array`` with at least ``n_rows`` rows (doubling, new rows set to ``fill``)."""
     if len(array) >= n_rows:

@@ -22,7 +22,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from streamrec.state.item_rows import ItemRows, grow_rows
+from streamrec.state.item_rows import RowIndexed, grow_rows
 
 
 def deterministic_vector(item_id: str, dim: int) -> np.ndarray:
@@ -31,7 +31,7 @@ def deterministic_vector(item_id: str, dim: int) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-class ItemVectors:
+class ItemVectors(RowIndexed):
     """An append-only id → row index over a float32 matrix, swapped whole on a new model."""
 
     def __init__(self, dim: int, capacity: int = 1024):
@@ -40,13 +40,6 @@ class ItemVectors:
         self._reset_rows()
         self._matrix = np.zeros((capacity, dim), dtype=np.float32)
         self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    @property
-    def ids(self) -> list[str]:
-        return self._ids
 
     @property
     def matrix(self) -> np.ndarray:
@@ -65,10 +58,6 @@ class ItemVectors:
     def lookup(self, item_ids: Sequence[str]) -> np.ndarray:
         rows = self.rows(item_ids)  # may grow the matrix: index it only afterwards
         return self._matrix[rows]
-
-    def _reset_rows(self) -> None:
-        self._rows = ItemRows()
-        self._index, self._ids = self._rows.index, self._rows.ids   # aliases: they grow in place
 
     def _add(self, item_id: str, vector: np.ndarray) -> None:
         row = self._rows.add(item_id)

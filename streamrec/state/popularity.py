@@ -28,13 +28,13 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from streamrec.state.item_rows import ItemRows, grow_rows
+from streamrec.state.item_rows import RowIndexed, grow_rows
 
 # Move the anchor before 2**exponent comes near float64's limit (2**1023).
 _REBASE_EXPONENT = 512.0
 
 
-class DecayedPopularity:
+class DecayedPopularity(RowIndexed):
     """Decayed event weight per item, ranked on demand with one vectorised pass.
 
     Items get rows in the order they are first seen (:meth:`rows`), so a caller that
@@ -54,18 +54,9 @@ class DecayedPopularity:
         self.half_life = float(half_life)
         self.anchor: float | None = None   # event time at which ``mass`` is expressed
         self.newest_time = 0.0
-        self._rows = ItemRows()
-        self._row_of, self._ids = self._rows.index, self._rows.ids   # aliases: they grow in place
+        self._reset_rows()
         self._mass = np.zeros(capacity, dtype=np.float64)
         self._counts = np.zeros(capacity, dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    @property
-    def ids(self) -> list[str]:
-        """Item ids in row order (first seen first)."""
-        return self._ids
 
     @property
     def mass(self) -> np.ndarray:
@@ -104,11 +95,11 @@ class DecayedPopularity:
 
     def count(self, item_id: str) -> int:
         """Events counted for ``item_id`` (undecayed)."""
-        row = self._row_of.get(item_id)
+        row = self._index.get(item_id)
         return 0 if row is None else int(self._counts[row])
 
     def counts(self, item_ids: Sequence[str]) -> np.ndarray:
-        row_of, counts = self._row_of, self._counts
+        row_of, counts = self._index, self._counts
         return np.fromiter((counts[row_of[i]] if i in row_of else 0 for i in item_ids),
                            dtype=np.int64, count=len(item_ids))
 
