@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from streamrec.kafka.embedded import free_port
-from streamrec.kafka.lifetime import popen_tied
+from streamrec.kafka.lifetime import popen_tied, stop_child
 from streamrec.settings import Settings
 
 
@@ -60,12 +60,7 @@ class Proc:
             self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_child(self.process, grace=15, kill_wait=10)
 
     def metrics(self) -> str:
         with urllib.request.urlopen(self.url + "/metrics", timeout=2) as r:

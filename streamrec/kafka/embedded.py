@@ -27,7 +27,7 @@ import time
 import uuid
 from pathlib import Path
 
-from streamrec.kafka.lifetime import popen_tied
+from streamrec.kafka.lifetime import popen_tied, stop_child
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +100,7 @@ class EmbeddedBroker:
         raise TimeoutError(f"embedded broker not ready on {self.bootstrap_servers} in {timeout}s")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_child(self.process, grace=5, kill_wait=5)
         self.process = None
 
     def __enter__(self) -> "EmbeddedBroker":

@@ -11,6 +11,9 @@ process. A child spawned from a short-lived thread (an executor's worker, a supe
 watch thread stopped early) would be killed with the thread. So every tied child is
 forked from one daemon thread that lives exactly as long as the process.
 
+Stopping a child on purpose (:func:`stop_child`) is SIGTERM, then SIGKILL if it has not
+exited after a grace period.
+
 Examples
 --------
 >>> proc = popen_tied(["sleep", "60"], death_signal=signal.SIGKILL)   # doctest: +SKIP
@@ -117,3 +120,25 @@ def popen_tied(args: list[str], *, death_signal: int = signal.SIGKILL, **kwargs)
         return subprocess.Popen(args, **kwargs)
     preexec = _tie_to_parent(os.getpid(), death_signal)
     return _spawn_in_spawner(lambda: subprocess.Popen(args, preexec_fn=preexec, **kwargs))
+
+
+def stop_child(process: subprocess.Popen | None, grace: float, kill_wait: float) -> None:
+    """SIGTERM ``process`` if it still runs; SIGKILL it if it has not exited ``grace`` seconds later.
+
+    Parameters
+    ----------
+    process
+        The child (None, or one that has exited: nothing to do).
+    grace
+        Seconds it has to exit on SIGTERM (a worker checkpoints on the way out).
+    kill_wait
+        Seconds to wait for it to go after SIGKILL.
+    """
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(kill_wait)
