@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import threading
 from collections import Counter
 
 import pytest
@@ -23,18 +24,22 @@ from harness.processes import Proc
 pytestmark = pytest.mark.integration
 
 
-def test_clients_raise_rec_unavailable_when_nothing_listens():
-    url = f"http://127.0.0.1:{free_port()}"
-    with pytest.raises(RecUnavailable):
-        RecClient(url, timeout=1).recommend("u1")
+def _both_clients_raise_rec_unavailable(url: str, timeout: float, match: str | None = None) -> None:
+    """The sync and the async HTTP client each raise RecUnavailable on one call to ``url``
+    (``match``, if given, is checked on the sync client's message)."""
+    with pytest.raises(RecUnavailable, match=match):
+        RecClient(url, timeout=timeout).recommend("u1")
 
     async def call():
-        async with AsyncRecClient(url, timeout=1) as client:
+        async with AsyncRecClient(url, timeout=timeout) as client:
             await client.recommend("u1")
 
-    import asyncio
     with pytest.raises(RecUnavailable):
         asyncio.run(call())
+
+
+def test_clients_raise_rec_unavailable_when_nothing_listens():
+    _both_clients_raise_rec_unavailable(f"http://127.0.0.1:{free_port()}", timeout=1)
 
 
 def test_client_raises_rec_unavailable_when_server_closes_mid_exchange():
@@ -42,8 +47,6 @@ def test_client_raises_rec_unavailable_when_server_closes_mid_exchange():
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(8)
-        url = f"http://127.0.0.1:{server.getsockname()[1]}"
-        import threading
 
         def accept_and_close():
             while True:
@@ -54,19 +57,9 @@ def test_client_raises_rec_unavailable_when_server_closes_mid_exchange():
                 conn.recv(65536)
                 conn.close()
 
-        t = threading.Thread(target=accept_and_close, daemon=True)
-        t.start()
-        with pytest.raises(RecUnavailable, match="connection lost|unreachable"):
-            RecClient(url, timeout=2).recommend("u1")
-
-        import asyncio
-
-        async def call():
-            async with AsyncRecClient(url, timeout=2) as client:
-                await client.recommend("u1")
-
-        with pytest.raises(RecUnavailable):
-            asyncio.run(call())
+        threading.Thread(target=accept_and_close, daemon=True).start()
+        _both_clients_raise_rec_unavailable(f"http://127.0.0.1:{server.getsockname()[1]}", timeout=2,
+                                            match="connection lost|unreachable")
 
 
 def test_restart_with_sigterm_and_sigkill_every_call_answers_or_fails_clearly(settings):
