@@ -118,10 +118,7 @@ def broker_starts_late(settings: Settings, *, absent_s: float = 10.0, ready_time
     try:
         seen.watch(serve, streams, absent_s)
         broker.start()
-        serve.wait_ready(ready_timeout)
-        streams.wait_ready(ready_timeout)
-        flowing = applied_by_both(serve, streams, settings, "late-user")
-        alive = serve.process.poll() is None and streams.process.poll() is None
+        flowing, alive = _recovered(serve, streams, settings, "late-user", ready_timeout)
     finally:
         serve.stop()
         streams.stop()
@@ -166,13 +163,10 @@ def broker_outage(settings: Settings, *, outage_s: float = 30.0, mode: str = "pa
         else:
             broker.start()
             after = _data_loss_reported(serve, streams, ready_timeout)
-            alive_before_restart = serve.process.poll() is None and streams.process.poll() is None
+            alive_before_restart = _alive(serve, streams)
             serve, streams = _restart(serve), _restart(streams)   # what the supervisor does
             restarted = alive_before_restart
-        serve.wait_ready(ready_timeout)
-        streams.wait_ready(ready_timeout)
-        flowing_after = applied_by_both(serve, streams, settings, "after-outage")
-        alive = serve.process.poll() is None and streams.process.poll() is None
+        flowing_after, alive = _recovered(serve, streams, settings, "after-outage", ready_timeout)
     finally:
         if mode == "pause" and broker.process is not None:
             broker.process.send_signal(signal.SIGCONT)
@@ -187,6 +181,17 @@ def broker_outage(settings: Settings, *, outage_s: float = 30.0, mode: str = "pa
             "details": {"readiness_during_outage": dict(seen.counts), "reasons": seen.reasons,
                         "events_flow_before": flowing_before, "events_flow_after": flowing_after, "alive": alive,
                         "data_loss_reported": after, "processes_restarted": restarted}}
+
+
+def _alive(serve: Proc, streams: Proc) -> bool:
+    return serve.process.poll() is None and streams.process.poll() is None
+
+
+def _recovered(serve: Proc, streams: Proc, settings: Settings, user_id: str, ready_timeout: float) -> tuple[bool, bool]:
+    """Once both processes are ready: (new events reach both, both are still running)."""
+    serve.wait_ready(ready_timeout)
+    streams.wait_ready(ready_timeout)
+    return applied_by_both(serve, streams, settings, user_id), _alive(serve, streams)
 
 
 def _ask_during_outage(serve: Proc, answers: Counter[str]) -> None:
