@@ -25,8 +25,8 @@ Candidates. With co-occurrence on (``cooccurrence_weight`` > 0, the default) and
 with history, every catalogue item is scored: the model's inner product, standardised, plus
 the weighted co-occurrence score of the user's recent items
 (:func:`streamrec.ranking.pipeline.relevance`), and the best ``fetch`` by that blend are the
-candidates (exact, like the flat faiss index; a catalogue too large for the co-occurrence
-matrix switches co-occurrence off). Otherwise candidates are the faiss search by inner
+candidates (exact, like the flat faiss index; past ``cooccurrence_max_dense_items`` the
+co-occurrence counts are bounded per item, see :mod:`streamrec.state.cooccurrence`). Otherwise candidates are the faiss search by inner
 product, or for a user without a vector the trending list. Either way the response's
 ``score`` is the relevance the list was ranked by.
 """
@@ -165,11 +165,7 @@ class RecommenderService:
         if co is None:
             return None
         if self._co_rows is None or self._co_rows[0] is not bundle:
-            try:
-                self._co_rows = (bundle, co.rows(bundle.ids))
-            except ValueError as exc:   # the catalogue outgrew the dense matrix
-                self.replica.switch_off_cooccurrence(exc)
-                return None
+            self._co_rows = (bundle, co.rows(bundle.ids))
         co_scores = co.scores([history])[0][self._co_rows[1]]
         model_scores = bundle.vectors @ user_vector
         return relevance(model_scores[None, :], co_scores[None, :], self.settings.cooccurrence_weight)[0]

@@ -93,9 +93,7 @@ class StateReplica:
         self.quality.bind(hit_rate=metrics.ONLINE_HIT_RATE, ndcg=metrics.ONLINE_NDCG,
                           entropy=metrics.EXPOSURE_ENTROPY, gini=metrics.EXPOSURE_GINI,
                           coverage=metrics.CATALOGUE_COVERAGE)
-        self.cooccurrence = Cooccurrence(settings.cooccurrence_window, settings.cooccurrence_history,
-                                         settings.cooccurrence_recency_decay, settings.cooccurrence_half_life_s) \
-            if settings.cooccurrence_weight > 0 else None
+        self.cooccurrence = Cooccurrence.from_settings(settings) if settings.cooccurrence_weight > 0 else None
         self.events_applied = 0
         self.rejected = 0
         self.misrouted = 0
@@ -141,17 +139,8 @@ class StateReplica:
     def _learn_cooccurrence(self, events: list[Event]) -> None:
         if self.cooccurrence is None:
             return
-        try:
-            for ev in events:
-                self.cooccurrence.learn(ev.user_id, ev.item_id, ev.timestamp, self.weights.get(ev.event_type, 1.0))
-        except ValueError as exc:   # the catalogue outgrew the dense matrix
-            self.switch_off_cooccurrence(exc)
-
-    def switch_off_cooccurrence(self, reason: Exception) -> None:
-        """Serve the model's scores alone from now on (logged once, loudly)."""
-        if self.cooccurrence is not None:
-            log.error("co-occurrence switched off, recommendations use the model's scores alone: %s", reason)
-            self.cooccurrence = None
+        for ev in events:
+            self.cooccurrence.learn(ev.user_id, ev.item_id, ev.timestamp, self.weights.get(ev.event_type, 1.0))
 
     # --- the user_state changelog --------------------------------------------------------------
     def apply_user_record(self, key: bytes | str | None, raw: bytes | None) -> bool:

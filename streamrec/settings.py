@@ -200,6 +200,13 @@ class Settings:
         "Weight of the j-th most recent history item in the co-occurrence score is this ** j.")
     cooccurrence_half_life_s: float = setting(
         0.0, "STREAMREC_COOCCURRENCE_HALF_LIFE_S", "Half-life of co-occurrence counts in event time (0: no decay).")
+    cooccurrence_max_dense_items: int = setting(
+        10_000, "STREAMREC_COOCCURRENCE_MAX_DENSE_ITEMS",
+        "Catalogues up to this size count co-occurrence exactly in a dense matrix (4 n^2 bytes); larger "
+        "ones keep each item's strongest pairs in bounded lists (0: always the lists).")
+    cooccurrence_neighbours: int = setting(
+        100, "STREAMREC_COOCCURRENCE_NEIGHBOURS",
+        "Pairs kept per item once co-occurrence uses bounded lists (memory per item: about 28 bytes each).")
     learner_seed: int = setting(0, "STREAMREC_LEARNER_SEED", "Seed of initialisation, sampling and the replay reservoir.")
     learner_torch_threads: int = setting(
         1, "STREAMREC_LEARNER_TORCH_THREADS",

@@ -100,8 +100,7 @@ class SystemVariant(Recommender):
         self.event_weights = s.weights
         # The online co-occurrence scorer (None: the model's score alone). Its rows follow the
         # catalogue's; it stops learning after ``cooccurrence_until`` events (static freezes it).
-        self.cooccurrence = Cooccurrence(s.cooccurrence_window, s.cooccurrence_history, s.cooccurrence_recency_decay,
-                                         s.cooccurrence_half_life_s) if cooccurrence and s.cooccurrence_weight > 0 else None
+        self.cooccurrence = Cooccurrence.from_settings(s) if cooccurrence and s.cooccurrence_weight > 0 else None
         self.cooccurrence_until = cooccurrence_until
         self._learned = 0
 

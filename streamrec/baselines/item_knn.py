@@ -37,6 +37,7 @@ import numpy as np
 from streamrec.contracts.events import Event
 from streamrec.ranking.recommender import Recommender
 from streamrec.state.item_rows import grow_rows
+from streamrec.state.recent_items import RecentItems
 
 
 class ItemKNN(Recommender):
@@ -65,8 +66,7 @@ class ItemKNN(Recommender):
         self.max_items = max_items
         self.cooc = np.zeros((0, 0), dtype=np.float32)
         self.counts = np.zeros(0, dtype=np.float32)
-        self.user_items: dict[str, list[int]] = {}   # distinct rows, oldest first
-        self.user_seen: dict[str, set[int]] = {}
+        self.user_items = RecentItems(limit=None)   # every distinct item a user had: all pair
 
     def _on_catalogue(self) -> None:
         n = len(self.item_ids)
@@ -81,20 +81,13 @@ class ItemKNN(Recommender):
 
     def learn_one(self, event: Event) -> None:
         row = self.row(event.item_id)
-        seen = self.user_seen.setdefault(event.user_id, set())
-        items = self.user_items.setdefault(event.user_id, [])
-        if row in seen:
-            # A repeat adds no new pair; move it to the newest end of the history.
-            items.remove(row)
-            items.append(row)
+        hist = self.user_items.push(event.user_id, row)
+        if hist is None:   # a repeat adds no new pair; it just becomes the newest
             return
-        if items:
-            hist = np.asarray(items, dtype=np.int64)
+        if len(hist):
             self.cooc[row, hist] += 1.0
             self.cooc[hist, row] += 1.0
         self.counts[row] += 1.0
-        seen.add(row)
-        items.append(row)
 
     def similarity_rows(self, rows: np.ndarray) -> np.ndarray:
         """Cosine similarity of items ``rows`` to every catalogue item, ``(len(rows), n)``."""
@@ -110,8 +103,8 @@ class ItemKNN(Recommender):
         n = len(self.item_ids)
         out = np.zeros((len(user_ids), n), dtype=np.float64)
         for r, user_id in enumerate(user_ids):
-            items = self.user_items.get(user_id)
-            if not items:
+            items = self.user_items.rows(user_id)
+            if not len(items):
                 # Cold start: popularity, scaled below any co-occurrence evidence.
                 out[r] = self.counts[:n] / max(float(self.counts[:n].max(initial=0.0)), 1.0) * 1e-6
                 continue

@@ -53,7 +53,7 @@ def test_item_knn_repeats_add_no_pairs():
     rec.set_catalogue("ab")
     rec.learn_many([ev("u", "a"), ev("u", "b"), ev("u", "a")])
     assert rec.cooc[0, 1] == 1 and rec.counts[:2].tolist() == [1, 1]
-    assert rec.user_items["u"] == [1, 0]      # a moved to the newest end
+    assert rec.user_items.rows("u").tolist() == [1, 0]      # a moved to the newest end
 
 
 def test_item_knn_refuses_huge_catalogues():

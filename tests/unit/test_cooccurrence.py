@@ -1,5 +1,6 @@
 """The online co-occurrence scorer and its blend with model scores."""
 import numpy as np
+import pytest
 
 from streamrec.baselines.item_knn import ItemKNN
 from streamrec.state.cooccurrence import Cooccurrence, blend
@@ -15,12 +16,14 @@ def _stream(n_users=30, n_items=25, per_user=8, seed=3):
     return events
 
 
-def test_unwindowed_undecayed_scores_equal_item_knn():
+@pytest.mark.parametrize("max_dense_items", [10_000, 0])   # the dense matrix; lists that never fill
+def test_unwindowed_undecayed_scores_equal_item_knn(max_dense_items):
     events = _stream()
     knn = ItemKNN(history=20, recency_decay=0.8)
     items = sorted({e.item_id for e in events})
     knn.set_catalogue(items)
-    co = Cooccurrence(window=10_000, history=20, recency_decay=0.8)
+    co = Cooccurrence(window=10_000, history=20, recency_decay=0.8, max_dense_items=max_dense_items,
+                      neighbours=len(items))
     co.rows(items)
     histories: dict[str, list[str]] = {}
     for e in events:
@@ -37,10 +40,11 @@ def test_window_limits_pairs_and_repeats_add_nothing():
     for item in ("a", "b", "c"):          # c meets only b (the newest) in the window
         co.learn("u", item, 1.0)
     rows = co.rows(["a", "b", "c"])
-    assert co.pairs[rows[2], rows[1]] == 1 and co.pairs[rows[2], rows[0]] == 0
-    before = co.pairs.copy(), co.counts.copy()
+    pairs = co.store.pairs
+    assert pairs[rows[2], rows[1]] == 1 and pairs[rows[2], rows[0]] == 0
+    before = pairs.copy(), co.counts.copy()
     co.learn("u", "c", 2.0)               # c is already the user's newest item
-    np.testing.assert_array_equal(co.pairs, before[0])
+    np.testing.assert_array_equal(co.store.pairs, before[0])
     np.testing.assert_array_equal(co.counts, before[1])
 
 
@@ -67,17 +71,53 @@ def test_rescaling_keeps_similarities():
     assert np.all(np.isfinite(s)) and s[co.rows(["i57"])[0]] > s[co.rows(["i54"])[0]] > 0
 
 
-def test_catalogue_grows_and_refuses_beyond_max_items():
-    co = Cooccurrence(capacity=2, max_items=3)
-    for item in ("a", "b", "c"):
-        co.learn("u", item, 1.0)
-    assert len(co) == 3 and co.pairs.shape[0] >= 3
-    try:
-        co.rows(["d"])
-    except ValueError:
-        pass
-    else:
-        raise AssertionError("a fourth item should be refused")
+def test_past_the_dense_cap_each_item_keeps_its_strongest_pairs_and_scoring_goes_on():
+    co = Cooccurrence(window=10, capacity=2, max_dense_items=4, neighbours=2)
+    for user in range(5):                 # a-b five times, a-c twice, a-d once
+        for item in ("a", "b") + (("c",) if user < 2 else ()) + (("d",) if user < 1 else ()):
+            co.learn(f"u{user}", item, 1.0)
+    assert not co.bounded
+    before = co.neighbour_scores(["a"])
+    co.learn("u9", "e", 2.0)              # a fifth item: the matrix becomes lists of two
+    assert co.bounded and len(co) == 5
+    rows, scores = co.neighbour_scores(["a"])
+    kept = dict(zip((co.item_ids[r] for r in rows), scores))
+    assert set(kept) == {"b", "c"}        # d, the weakest, is the one that went
+    expected = dict(zip((co.item_ids[r] for r in before[0]), before[1]))
+    assert kept == pytest.approx({i: expected[i] for i in ("b", "c")})
+    co.learn("u9", "a", 3.0)              # and it keeps learning: a enters e's (empty) list,
+    assert {co.item_ids[r] for r in co.neighbour_scores(["e"])[0]} == {"a"}
+    assert set(co.item_ids[r] for r in co.neighbour_scores(["a"])[0]) == {"b", "c"}   # not a's full one yet
+
+
+def test_bounded_memory_per_item_does_not_grow_with_the_catalogue():
+    per_item = []
+    for n_items in (200, 2_000):
+        co = Cooccurrence(window=20, max_dense_items=0, neighbours=16)
+        rng = np.random.default_rng(0)
+        for k in range(4_000):
+            co.learn(f"u{rng.integers(300)}", f"i{rng.integers(n_items)}", float(k))
+        per_item.append(co.memory_bytes() / len(co))
+    assert per_item[0] == per_item[1]
+
+
+def test_bounded_lists_find_the_planted_heavy_partners_among_noise():
+    """Baskets of four neighbouring items plus two random ones: each item's six strong partners
+    (the three on either side) must survive in lists of eight, among the ~200 items it meets."""
+    rng = np.random.default_rng(7)
+    n_items = 300
+    co = Cooccurrence(window=6, max_dense_items=0, neighbours=8)
+    for session in range(6_000):
+        anchor = int(rng.integers(n_items))
+        basket = [(anchor + d) % n_items for d in range(4)] + rng.integers(n_items, size=2).tolist()
+        for item in rng.permutation(basket):
+            co.learn(f"s{session}", f"i{item}", float(session))
+    recovered = 0
+    for i in range(n_items):
+        rows, scores = co.neighbour_scores([f"i{i}"])
+        top = {co.item_ids[r] for r in rows[np.argsort(-scores)[:6]]}
+        recovered += len(top & {f"i{(i + d) % n_items}" for d in (-3, -2, -1, 1, 2, 3)})
+    assert recovered / (n_items * 6) > 0.95
 
 
 def test_blend_weight_zero_is_model_order_and_weight_moves_evidence_up():
@@ -118,6 +158,6 @@ def test_learn_per_user_equals_the_definition_with_explicit_histories():
     items = sorted({e.item_id for e in events})
     a = by_user.rows(items)
     expected = np.array([[pairs.get((i, j), 0.0) for j in items] for i in items])
-    np.testing.assert_array_equal(by_user.pairs[np.ix_(a, a)], expected)
+    np.testing.assert_array_equal(by_user.store.pairs[np.ix_(a, a)], expected)
     np.testing.assert_array_equal(by_user.counts[a], [counts.get(i, 0.0) for i in items])
-    assert all(len(r) <= 4 for r in by_user.user_recent.values())
+    assert all(len(by_user.recent.rows(e.user_id)) <= 4 for e in events)

@@ -1,6 +1,6 @@
 """Serving's recommend logic over an in-process replica and index (no Kafka): the
 co-occurrence blend decides the candidates, seen items stay out, and a catalogue too large
-for the co-occurrence matrix falls back to the model's faiss search instead of failing."""
+for the dense co-occurrence matrix keeps co-occurrence on in bounded lists."""
 import json
 
 import numpy as np
@@ -19,10 +19,10 @@ def _event(user: str, item: str, t: float) -> bytes:
     return json.dumps({"user_id": user, "item_id": item, "event_type": "click", "timestamp": t}).encode()
 
 
-def _service(weight: float) -> RecommenderService:
+def _service(weight: float, max_dense_items: int = 10_000) -> RecommenderService:
     # One partition: every user's events belong to partition 0, where they are applied below.
     settings = Settings(vector_dim=8, partitions=1, cooccurrence_weight=weight, serving_diversity=0.0,
-                        serving_exploration=0.0)
+                        serving_exploration=0.0, cooccurrence_max_dense_items=max_dense_items)
     replica = StateReplica(settings)
     for item in ITEMS:
         replica.apply_item(item.encode(), json.dumps({"item_id": item, "title": item.upper()}).encode())
@@ -77,15 +77,15 @@ def test_blended_ranking_is_the_exact_top_of_the_blend():
     assert ids == [bundle.ids[r] for r in np.argsort(-blended, kind="stable")[:10]]
 
 
-def test_a_catalogue_too_large_for_the_matrix_switches_cooccurrence_off_and_still_answers(caplog):
-    service = _service(weight=5.0)
-    service.replica.cooccurrence.max_items = 10      # the 40-item catalogue no longer fits
+def test_a_catalogue_too_large_for_the_matrix_keeps_cooccurrence_in_bounded_lists(caplog):
+    service = _service(weight=5.0, max_dense_items=10)    # the 40-item catalogue no longer fits
     try:
         ids = _ids(service.recommend(RecRequest("r", "target", 10)))
     finally:
         service.holder.close()
-    assert service.replica.cooccurrence is None and len(ids) == 10 and "i0" not in ids
-    assert any("co-occurrence switched off" in r.message for r in caplog.records)
+    assert service.replica.cooccurrence.bounded
+    assert ids[0] == "i7" and "i0" not in ids and len(ids) == 10
+    assert any("strongest pairs" in r.message for r in caplog.records)
 
 
 @pytest.mark.parametrize("weight", [0.0, 5.0])
