@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.datasets import load_movielens_100k
+from harness.datasets import DatasetNotFound, load_dataset, load_movielens_100k
 from streamrec.contracts.items import Item
 from tests.conftest import DATA_DIR
 
@@ -56,3 +56,25 @@ def test_ml100k_catalogue_is_the_original(ml100k_pair):
     (*_, items), ds = ml100k_pair
     assert len(ds.items) == 1682 and ds.items == items
     assert ds.items[0].tags == ("Animation", "Children's", "Comedy")
+
+
+def test_movietweetings_100k_shape():
+    ds = load_dataset("movietweetings-100k", DATA_DIR)
+    assert ds.name == "movietweetings-100k" and not ds.report.events.rejected and not ds.report.items.rejected
+    # PROVENANCE.md: 16,554 users, 10,506 movies; ratings 0-10; ratings.dat is ordered by user.
+    assert (len(ds), len(set(ds.user_ids.tolist())), len(ds.items)) == (100_000, 16_554, 10_506)
+    assert (ds.values.min(), ds.values.max()) == (0.0, 10.0) and set(ds.event_types.tolist()) == {"rating"}
+    assert (np.diff(ds.timestamps) >= 0).all()
+    raw = (DATA_DIR / "movietweetings-100k" / "ratings.dat").read_text().splitlines()
+    first = min(raw, key=lambda line: int(line.split("::")[3]))      # the earliest rating, wherever it is
+    assert [ds.user_ids[0], ds.item_ids[0]] == first.split("::")[:2]
+    # IMDb ids are text with leading zeros, in the ratings and the catalogue alike.
+    assert ds.items[0].item_id == "0002844" and ds.items[0].title.startswith("Fantômas")
+    assert ds.items[0].tags == ("Crime", "Drama") and ds.report.items_without_metadata == 0
+
+
+def test_builtin_files_missing_name_the_download(tmp_path):
+    with pytest.raises(DatasetNotFound, match="ml-100k.zip"):
+        load_dataset("ml-100k", tmp_path)
+    with pytest.raises(DatasetNotFound, match="sidooms/MovieTweetings"):
+        load_dataset("movietweetings-100k", tmp_path)
