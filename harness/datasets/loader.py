@@ -36,7 +36,9 @@ def load(description: DatasetDescription, settings: Settings | None = None) -> D
     items, items_report = read_items(description.items, settings) if description.items else ([], None)
     report = LoadReport(events_report, items_report)
     if not events.users:
-        raise DatasetError(" | ".join(["no usable event"] + report.lines()[:4]))
+        why = (f"all {events_report.rows:,} rows rejected: {events_report.rejections()}" if events_report.rows
+               else "it has no rows")
+        raise DatasetError(f"no usable event in {events_report.source}: {why}")
     order = np.argsort(np.asarray(events.times, dtype=np.float64), kind="stable")
     user_ids, item_ids = np.array(events.users)[order], np.array(events.items)[order]
     timestamps = np.asarray(events.times, dtype=np.float64)[order]

@@ -60,6 +60,11 @@ class FileReport:
             out.append(f"  {reason}: {count:,} ({shown})")
         return out
 
+    def rejections(self) -> str:
+        """The reasons on one line, each with its count and first example."""
+        return "; ".join(f"{reason} {count:,} ({self.unit} {self.examples[reason][0][0]}: "
+                         f"{self.examples[reason][0][1]})" for reason, count in self.rejected.most_common())
+
     def to_dict(self) -> dict:
         return {"source": self.source, "rows": self.rows, "kept": self.kept, "rejected": dict(self.rejected),
                 "examples": {reason: [{self.unit: where, "detail": detail} for where, detail in kept]
