@@ -206,8 +206,7 @@ def _pyarrow():
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise DatasetError("reading Parquet needs pyarrow: pip install pyarrow "
-                           "(or install streamrec with the parquet extra)") from None
+        raise DatasetError("reading Parquet needs pyarrow: pip install 'streamrec[parquet]' (or pyarrow)") from None
     return pq
 
 
