@@ -85,6 +85,12 @@ def _value(cell: Any, what: str) -> float:
         raise RowRejected("bad_value", f"{what} {str(cell)[:60]!r} is not a number") from None
 
 
+def _type(cell: Any, what: str, type_map: dict[str, str]) -> str:
+    """The event type a type cell stands for; the contract then refuses one it does not know."""
+    raw = str(_text(cell, what))
+    return type_map.get(raw, raw)
+
+
 def _time(parse_time, cell: Any) -> float:
     try:
         return parse_time(cell)
@@ -110,7 +116,7 @@ def read_events(description: DatasetDescription, settings: Settings | None = Non
         cell = dict(zip(wanted, cells))
         try:
             doc = {"user_id": _text(cell[user], user), "item_id": _text(cell[item], item),
-                   "event_type": d.type_map.get(t := str(_text(cell[kind], kind)), t) if kind else default_type,
+                   "event_type": _type(cell[kind], kind, d.type_map) if kind else default_type,
                    "timestamp": _time(parse_time, _text(cell[stamp], stamp)),
                    "value": _value(cell[value], value) if value else 1.0}
             event = validate(doc, settings, now)

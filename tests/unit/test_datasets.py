@@ -9,7 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from harness.datasets import DatasetError, DatasetNotFound, describe, from_toml, load_dataset
+from harness.datasets import (DatasetDescription, DatasetError, DatasetNotFound, Source, describe, from_toml, load,
+                              load_dataset)
 from harness.datasets.flags import add_dataset_arguments, flag_options
 from harness.synthetic import generate
 from harness.synthetic import main as generate_main
@@ -236,3 +237,10 @@ def test_what_streamrec_generate_writes_reads_back_as_generated(tmp_path):
     assert ds.item_ids.tolist() == original.item_ids.tolist()
     assert np.array_equal(ds.timestamps, original.timestamps)
     assert set(ds.event_types.tolist()) == {"click"} and not ds.report.events.rejected
+
+
+def test_a_header_renamed_and_quotes_kept_as_data(tmp_path):
+    path = _write(tmp_path / "log.csv", 'who,what,when\n"u1,a,1700000000\n')
+    source = Source(path, header=True, quote="", columns=("user_id", "item_id", "timestamp"))
+    ds = load(DatasetDescription("log", source))
+    assert ds.user_ids.tolist() == ['"u1'] and ds.report.events.rows == 1
