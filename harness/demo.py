@@ -18,7 +18,8 @@ from collections import Counter
 from pathlib import Path
 
 from streamrec.kafka.changelog import read_table, read_topic
-from harness.datasets import Dataset, load_dataset
+from harness.datasets import Dataset
+from harness.datasets.flags import add_dataset_arguments, dataset_from_args
 from streamrec.kafka.config import ensure_topics
 from harness.replay import EventPublisher, replay_dataset
 from streamrec.settings import Settings
@@ -140,7 +141,7 @@ def main(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(prog="streamrec demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="ml-100k")
+    add_dataset_arguments(parser)
     parser.add_argument("--data-dir")
     parser.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
     parser.add_argument("--limit", type=int, help="replay only the first N events")
@@ -154,7 +155,9 @@ def main(argv: list[str]) -> int:
         # The embedded broker starts empty: so must everything that remembers offsets.
         settings = settings.replace(state_dir=Path(settings.state_dir) / "runs" / time.strftime("%Y%m%d-%H%M%S"))
     configure_logging(settings)
-    dataset = load_dataset(args.dataset, settings.data_dir)
+    dataset = dataset_from_args(args, "streamrec demo", settings, settings.data_dir)
+    if dataset is None:
+        return 2
     limit = len(dataset) if args.limit is None else min(args.limit, len(dataset))
     with embedded_or_configured(settings, log_file=_broker_log(settings)) as settings:
         ensure_topics(settings)

@@ -24,7 +24,8 @@ from typing import Iterable, Sequence
 
 from confluent_kafka import Producer
 
-from harness.datasets import Dataset, load_dataset
+from harness.datasets import Dataset
+from harness.datasets.flags import add_dataset_arguments, dataset_from_args
 from streamrec.contracts.events import Event, encode_events
 from streamrec.contracts.items import Item
 from streamrec.kafka.config import producer_config
@@ -124,7 +125,7 @@ def replay_dataset(settings: Settings, dataset: Dataset, *, rate: float | None =
     for lo in range(0, n, block):
         hi = min(n, lo + block)
         docs = [{"user_id": str(dataset.user_ids[j]), "item_id": str(dataset.item_ids[j]),
-                 "event_type": "rating", "timestamp": float(dataset.timestamps[j]),
+                 "event_type": str(dataset.event_types[j]), "timestamp": float(dataset.timestamps[j]),
                  "value": float(dataset.values[j]),
                  **({"event_id": f"{dataset.name}-{j}"} if with_event_ids else {})}
                 for j in range(lo, hi)]
@@ -162,10 +163,11 @@ def main(argv: list[str]) -> int:
     from streamrec.kafka.runtime import embedded_or_configured, require_broker
 
     parser = argparse.ArgumentParser(prog="streamrec replay", description=(
-        "Publish a dataset's item catalogue to `items` and its ratings as `rating` events to "
-        "`events`, in timestamp order. Without KAFKA_BOOTSTRAP_SERVERS it publishes to the "
+        "Publish a dataset's item catalogue to `items` and its events (ratings as `rating` events) "
+        "to `events`, in timestamp order; the load report (rows read, rejected and why) goes to "
+        "stderr. Without KAFKA_BOOTSTRAP_SERVERS it publishes to the "
         "broker of the `streamrec up` running on the same state directory."))
-    parser.add_argument("--dataset", default="ml-100k")
+    add_dataset_arguments(parser)
     parser.add_argument("--data-dir", help="dataset folder (else STREAMREC_DATA_DIR, else ../shared/data)")
     speed = parser.add_mutually_exclusive_group()
     speed.add_argument("--rate", type=float, help="events per second")
@@ -178,9 +180,12 @@ def main(argv: list[str]) -> int:
                              "broker of replay's own, which is gone (with everything published) when replay ends")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the broker to answer")
     args = parser.parse_args(argv)
-    settings = target_settings(Settings.from_env(bootstrap_servers=args.bootstrap_servers, data_dir=args.data_dir),
-                               args.throwaway_broker)
-    dataset = load_dataset(args.dataset, settings.data_dir)
+    settings = Settings.from_env(bootstrap_servers=args.bootstrap_servers, data_dir=args.data_dir)
+    # The data first: a file with a wrong column should say so before anything asks for a broker.
+    dataset = dataset_from_args(args, "streamrec replay", settings, settings.data_dir)
+    if dataset is None:
+        return 2
+    settings = target_settings(settings, args.throwaway_broker)
     with embedded_or_configured(settings) as bound:
         if not settings.bootstrap_servers:
             print(f"streamrec replay: publishing into a THROWAWAY embedded broker at {bound.bootstrap_servers}; "
@@ -189,6 +194,7 @@ def main(argv: list[str]) -> int:
         require_broker(bound, args.timeout)
         summary = replay_dataset(bound, dataset, rate=args.rate, limit=args.limit, pack=args.pack,
                                  progress=sys.stderr.isatty())
+    summary["dataset"], summary["rows_rejected"] = dataset.name, sum(dataset.report.events.rejected.values())
     summary["bootstrap_servers"] = bound.bootstrap_servers
     summary["broker"] = "throwaway (stopped)" if not settings.bootstrap_servers else "kept"
     print(json.dumps(summary))

@@ -68,8 +68,9 @@ def wait_for_states(settings: Settings, expected_total: int, timeout: float = 12
 
 def dataset_docs(dataset, limit: int | None = None, event_ids: bool = False) -> list[dict]:
     n = len(dataset) if limit is None else min(limit, len(dataset))
-    return [{"user_id": str(dataset.user_ids[j]), "item_id": str(dataset.item_ids[j]), "event_type": "rating",
-             "timestamp": float(dataset.timestamps[j]), "value": float(dataset.values[j]),
+    return [{"user_id": str(dataset.user_ids[j]), "item_id": str(dataset.item_ids[j]),
+             "event_type": str(dataset.event_types[j]), "timestamp": float(dataset.timestamps[j]),
+             "value": float(dataset.values[j]),
              **({"event_id": f"{dataset.name}-{j}"} if event_ids else {})} for j in range(n)]
 
 

@@ -11,6 +11,7 @@ Examples
 
     streamrec evaluate --dataset ml-100k                       # everything, full data
     streamrec evaluate --dataset ml-100k --limit 20000 --methods popular,item-knn
+    streamrec evaluate --dataset interactions.csv --user-col visitor --time-format iso
     streamrec evaluate --path real --limit 2000          # through Kafka, streams and serving
 
 ``--path real`` replays the slice through the running system instead
@@ -32,7 +33,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.datasets import Dataset, DatasetNotFound, load_dataset
+from harness.datasets import Dataset
+from harness.datasets.flags import add_dataset_arguments, dataset_from_args
 from harness.evaluation import report
 from harness.evaluation.methods import available_methods, default_methods
 from harness.evaluation.prequential import prequential
@@ -41,7 +43,7 @@ from streamrec.settings import Settings
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="streamrec evaluate", description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", default="ml-100k", help="dataset name (default ml-100k)")
+    add_dataset_arguments(p)
     p.add_argument("--data-dir", type=Path, default=settings.data_dir, help="where datasets live")
     p.add_argument("--limit", type=int, default=None, help="replay only the first N events")
     p.add_argument("--methods", default=None,
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(factories))
         return 0
     names = _chosen(args, factories, default_methods(), "streamrec evaluate: unknown method(s)")
-    dataset = _dataset(args) if names is not None else None
+    dataset = _dataset(args, settings) if names is not None else None
     if dataset is None:
         return 2
     progress = _progress_printer()
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = prequential(dataset, methods, k=args.k, limit=args.limit, warmup=args.warmup, block=args.block,
                       windows=args.windows, progress=progress)
     doc["seed"] = args.seed
-    path = _write(doc, args, argv, started, f"evaluate-{args.dataset}")
+    path = _write(doc, dataset, args, argv, started, f"evaluate-{dataset.name}")
     report.render_table(doc, report.wide_console())
     _finish(doc, args, path)
     return 0
@@ -96,7 +98,7 @@ def _main_real(args: argparse.Namespace, settings: Settings, argv: list[str] | N
         return 0
     names = _chosen(args, REAL_SYSTEMS, ["system-online-vectors"],
                     "streamrec evaluate --path real: unknown system(s)")
-    dataset = _dataset(args) if names is not None else None
+    dataset = _dataset(args, settings) if names is not None else None
     if dataset is None:
         return 2
     progress = _progress_printer()
@@ -104,7 +106,7 @@ def _main_real(args: argparse.Namespace, settings: Settings, argv: list[str] | N
     with embedded_or_configured(settings) as settings:
         doc = evaluate_real(dataset, settings, systems=tuple(names), k=args.k, limit=args.limit,
                             warmup=args.warmup, windows=args.windows, progress=progress)
-    path = _write(doc, args, argv, started, f"evaluate-real-{args.dataset}")
+    path = _write(doc, dataset, args, argv, started, f"evaluate-real-{dataset.name}")
     report.render_table(doc, report.wide_console())
     for name, result in doc["methods"].items():
         if "real_path" in result:
@@ -130,13 +132,9 @@ def _chosen(args: argparse.Namespace, known, default, complaint: str) -> list[st
     return names
 
 
-def _dataset(args: argparse.Namespace) -> Dataset | None:
-    """The dataset ``--dataset`` names; None, said on stderr, when it cannot be loaded."""
-    try:
-        return load_dataset(args.dataset, args.data_dir)
-    except (DatasetNotFound, ValueError) as exc:
-        print(f"streamrec evaluate: {exc}", file=sys.stderr)
-        return None
+def _dataset(args: argparse.Namespace, settings: Settings) -> Dataset | None:
+    """The dataset ``--dataset`` names, its load report on stderr; None, said there, if it cannot be loaded."""
+    return dataset_from_args(args, "streamrec evaluate", settings, args.data_dir)
 
 
 def _progress_printer():
@@ -152,9 +150,12 @@ def _progress_printer():
     return progress
 
 
-def _write(doc: dict, args: argparse.Namespace, argv: list[str] | None, started, stem: str):
+def _write(doc: dict, dataset: Dataset, args: argparse.Namespace, argv: list[str] | None, started, stem: str):
     doc["created"] = started.isoformat(timespec="seconds")
     doc["command"] = "streamrec evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
+    # What was read and what was rejected, so a result is never read without its data's caveats.
+    if dataset.report is not None:
+        doc["load_report"] = dataset.report.to_dict()
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{stem}.json"
     path.write_text(json.dumps(doc, indent=1))

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streamrec.settings import Settings
+from harness.datasets.flags import add_dataset_arguments, dataset_from_args
 from harness.simulation.choice import POSITION_BIASES, ChoiceModel
 from harness.simulation.loop import Arm, SimulationConfig, run_simulation
 from harness.simulation.plots import METRICS, plot_results
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "diverse:diversity=0.5,exploration=0.2"],
                    help="NAME:diversity=D,exploration=E request options per arm")
     p.add_argument("--out", type=Path, default=Path("results") / "simulate", help="JSON and plots go here")
-    p.add_argument("--dataset", default="ml-100k")
+    add_dataset_arguments(p)
     p.add_argument("--data-dir", help="dataset folder (else STREAMREC_DATA_DIR, else ../shared/data)")
     p.add_argument("--warmup-fraction", type=float, default=d.warmup_fraction,
                    help="share of the events (timestamp order) replayed before the rounds")
@@ -114,7 +115,6 @@ def print_report(doc: dict, console: Console | None = None) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from harness.datasets import load_dataset
     from streamrec.kafka.runtime import embedded_or_configured
 
     args = build_parser().parse_args(argv)
@@ -134,7 +134,9 @@ def main(argv: list[str]) -> int:
     # The children's INFO logs (one line per request) would cost CPU the rounds need.
     settings = Settings.from_env(bootstrap_servers=args.bootstrap_servers, data_dir=args.data_dir,
                                  log_level=os.environ.get("STREAMREC_LOG_LEVEL") or "WARNING")
-    dataset = load_dataset(args.dataset, settings.data_dir)
+    dataset = dataset_from_args(args, "streamrec simulate", settings, settings.data_dir)
+    if dataset is None:
+        return 2
     out = Path(args.out)
     run_dir = Path(settings.state_dir) / "simulate" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     console = Console(width=120, stderr=True)
@@ -142,7 +144,8 @@ def main(argv: list[str]) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     with embedded_or_configured(settings, log_file=log_dir / "broker.log") as live:
         doc = run_simulation(config, live, dataset, run_dir, progress=lambda m: console.log(m))
-    doc["dataset"] = args.dataset
+    doc["dataset"] = dataset.name
+    doc["load_report"] = dataset.report.to_dict()
     out.mkdir(parents=True, exist_ok=True)
     (out / "simulate.json").write_text(json.dumps(doc, indent=1, default=float))
     plots = plot_results(doc, out)
