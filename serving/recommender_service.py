@@ -22,13 +22,13 @@ from trending when a small catalogue runs out; finally record exposure so explor
 favours what has been shown least.
 
 Candidates. With co-occurrence on (``cooccurrence_weight`` > 0, the default) and a user
-with history, every catalogue item is scored: the model's inner product, standardised, plus
-the weighted co-occurrence score of the user's recent items
-(:func:`streamrec.ranking.pipeline.relevance`), and the best ``fetch`` by that blend are the
-candidates (exact, like the flat faiss index; past ``cooccurrence_max_dense_items`` the
-co-occurrence counts are bounded per item, see :mod:`streamrec.state.cooccurrence`). Otherwise candidates are the faiss search by inner
-product, or for a user without a vector the trending list. Either way the response's
-``score`` is the relevance the list was ranked by.
+with history, the candidates are the model's nearest items (faiss) and the items the
+user's recent items co-occurred with, ranked by the blend of the standardised model score
+and the weighted co-occurrence score
+(:func:`streamrec.ranking.pipeline.blended_candidates`): no request scores every item, and
+with the flat index the list is the exact top of the blend over the catalogue. Otherwise
+candidates are the faiss search by inner product, or for a user without a vector the
+trending list. Either way the response's ``score`` is the relevance the list was ranked by.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ from serving import metrics
 from serving.model_holder import ModelBundle, ModelHolder
 from serving.request_model import RecRequest, RequestError
 from serving.state_replica import StateReplica
-from streamrec.ranking.pipeline import Exploration, candidates, fetch_size, rank, relevance
+from streamrec.ranking.pipeline import Exploration, blended_candidates, fetch_size, rank
 from streamrec.ranking.rerank import EXPLORE, NEW, TRENDING, Ranked
 from streamrec.settings import Settings
 from streamrec.state.user_state import UserState
@@ -60,7 +60,7 @@ class RecommenderService:
         self.holder = holder
         self.exposure: dict[str, int] = {}
         self._encoded: OrderedDict[str, tuple[int, int, np.ndarray]] = OrderedDict()
-        self._co_rows: tuple[ModelBundle, np.ndarray] | None = None   # bundle row -> co-occurrence row
+        self._co_rows: tuple[ModelBundle, np.ndarray] | None = None   # co-occurrence row -> bundle row
 
     # --- user vector ------------------------------------------------------------------------
     def user_vector(self, bundle: ModelBundle, user_id: str, state: UserState) -> np.ndarray | None:
@@ -126,12 +126,12 @@ class RecommenderService:
         fetch = fetch_size(self.settings.serving_candidates, req.k, filtered)
 
         if user_vector is not None and len(bundle.index):
-            blended = self._blended_scores(bundle, user_vector, history) if history else None
-            if blended is None:
+            evidence = self._cooccurrence_evidence(bundle, history) if history else None
+            if evidence is None:
                 rows, scores = bundle.index.search_rows(user_vector, fetch, [exclude])[0]
             else:
-                rows = candidates(blended[None, :], [bundle.index.rows(exclude)], fetch)[0]
-                scores = blended[rows]
+                rows, scores = blended_candidates(bundle.index, user_vector, *evidence,
+                                                  self.settings.cooccurrence_weight, exclude, fetch)
             cand_ids, cand_vectors = [bundle.ids[r] for r in rows], bundle.vectors[rows]
             recent = list(dict.fromkeys(reversed(history)))[:HISTORY_FOR_REASONS]
             recent = [i for i in recent if i in bundle.index]
@@ -159,16 +159,24 @@ class RecommenderService:
                 "state_time": (state.last_event_time or None) if state is not None else None,
                 "served_at": time.time()}
 
-    def _blended_scores(self, bundle: ModelBundle, user_vector: np.ndarray, history: list[str]) -> np.ndarray | None:
-        """Model and co-occurrence blended over every item of ``bundle``; None when co-occurrence is off."""
+    def _cooccurrence_evidence(self, bundle: ModelBundle, history: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(bundle rows, scores)`` of the items with co-occurrence evidence for ``history``;
+        None when co-occurrence is off."""
         co = self.replica.cooccurrence
         if co is None:
             return None
         if self._co_rows is None or self._co_rows[0] is not bundle:
-            self._co_rows = (bundle, co.rows(bundle.ids))
-        co_scores = co.scores([history])[0][self._co_rows[1]]
-        model_scores = bundle.vectors @ user_vector
-        return relevance(model_scores[None, :], co_scores[None, :], self.settings.cooccurrence_weight)[0]
+            # co-occurrence row -> bundle row (-1: not in this version), built once per version.
+            co_rows = co.rows(bundle.ids)
+            to_bundle = np.full(len(co), -1, dtype=np.int64)
+            to_bundle[co_rows] = np.arange(len(bundle.ids))
+            self._co_rows = (bundle, to_bundle)
+        rows, scores = co.neighbour_scores(history)
+        to_bundle = self._co_rows[1]
+        rows = np.where(rows < len(to_bundle), to_bundle[np.minimum(rows, len(to_bundle) - 1)], -1)
+        known = rows >= 0
+        order = np.argsort(rows[known], kind="stable")
+        return rows[known][order], scores[known][order]
 
     @staticmethod
     def _vectors_or_zeros(bundle: ModelBundle, ids: list[str]) -> np.ndarray:

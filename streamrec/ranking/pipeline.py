@@ -6,9 +6,12 @@ One request goes through these stages, in order:
    with the online co-occurrence score of the user's recent items when co-occurrence is on
    (:func:`streamrec.state.cooccurrence.blend`).
 2. **Candidates** (:func:`candidates`): the exact best :func:`fetch_size` items by that
-   relevance, excluded items out. A caller without a relevance for every item gets its
-   candidates elsewhere in the same order — serving's faiss index when co-occurrence is
-   off, the trending list for a user without history.
+   relevance, excluded items out. :func:`blended_candidates` finds the same items without
+   scoring the catalogue: the union of the model's nearest items (faiss) and the items with
+   co-occurrence evidence, blended with catalogue statistics computed in closed form (the
+   evaluation, which scores blocks of users over a small catalogue, uses the dense form;
+   serving the candidate form). A user without history gets the trending list, in the same
+   order.
 3. **Filters** (:func:`rank`'s ``allowed``): the request's item and tag constraints.
 4. **Re-rank** (:func:`rank`, :func:`streamrec.ranking.rerank.rerank`): MMR diversity,
    seeded exploration slots drawn from :class:`Exploration` (a sample of the catalogue,
@@ -47,6 +50,7 @@ import numpy as np
 
 from streamrec.ranking.recommender import top_k_rows
 from streamrec.ranking.rerank import TRENDING, ExplorePool, Ranked, rerank
+from streamrec.ranking.retrieval import VectorIndex
 from streamrec.state.cooccurrence import blend
 
 # Catalogue items sampled per request as exploration candidates (bounds the cost on big catalogues).
@@ -117,6 +121,36 @@ def candidates(scores: np.ndarray, excluded: Sequence[np.ndarray], fetch: int) -
     return top_k_rows(scores, fetch)
 
 
+def blended_candidates(index: VectorIndex, user_vector: np.ndarray, co_rows: np.ndarray, co_scores: np.ndarray,
+                       weight: float, exclude: set[str], fetch: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`candidates` of :func:`relevance` for one user, without scoring every item.
+
+    ``co_rows``/``co_scores`` are the items with co-occurrence evidence (index rows; every
+    other item scores 0 there). Candidates are the ``fetch`` nearest items by the model
+    (``index``'s search, ``exclude`` left out) and the co-occurrence items; the blend's
+    per-catalogue mean and spread come from :meth:`VectorIndex.score_moments` and the
+    sparse co-occurrence row. With an exact index this is exactly the dense stage: an item
+    outside both sets has no co-occurrence score and a model score below ``fetch`` items
+    inside them. Returns ``(rows, relevance)``, best first, ties towards the lower row.
+    """
+    n = len(index)
+    mean, spread = index.score_moments(user_vector)
+    spread = max(spread, 1e-12)
+    co_scores = np.asarray(co_scores, dtype=np.float64)
+    co_mean = co_scores.sum() / n
+    co_spread = max(float(np.sqrt(max((co_scores ** 2).sum() / n - co_mean ** 2, 0.0))), 1e-12)
+    nearest, _ = index.search_rows(user_vector, fetch, [exclude])[0]
+    excluded = index.rows(exclude)
+    evidence = ~np.isin(co_rows, excluded)
+    rows = np.union1d(nearest, co_rows[evidence])
+    co = np.zeros(len(rows))
+    co[np.searchsorted(rows, co_rows[evidence])] = co_scores[evidence]
+    model = (index.vectors[rows] @ np.asarray(user_vector, dtype=np.float32)).astype(np.float64)
+    blended = (model - mean) / spread + (weight * co / co_spread if weight > 0 else 0.0)
+    best = np.lexsort((rows, -blended))[:fetch]
+    return rows[best], blended[best]
+
+
 def rank(candidate_ids: Sequence[str], scores: np.ndarray, vectors: np.ndarray, *, k: int,
          diversity: float, exploration: float = 0.0, seed: int = 0,
          exclude: set[str] | frozenset[str] = frozenset(), allowed: Callable[[str], bool] | None = None,
@@ -148,4 +182,5 @@ def rank(candidate_ids: Sequence[str], scores: np.ndarray, vectors: np.ndarray, 
     return ranked
 
 
-__all__ = ["EXPLORE_SAMPLE", "Exploration", "candidates", "fetch_size", "rank", "relevance"]
+__all__ = ["EXPLORE_SAMPLE", "Exploration", "blended_candidates", "candidates", "fetch_size", "rank",
+           "relevance"]

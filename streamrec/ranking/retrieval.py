@@ -43,6 +43,10 @@ class VectorIndex:
     row_of: dict[str, int]
     faiss_index: faiss.Index
     kind: str                      # "flat" or "hnsw"
+    # Mean and second moment (``V.T @ V / n``) of the vectors: the mean and spread of any
+    # query's scores over the whole catalogue without scoring it (:meth:`score_moments`).
+    mean: np.ndarray
+    second_moment: np.ndarray
 
     @classmethod
     def build(cls, ids: Sequence[str], vectors: np.ndarray, *,
@@ -69,7 +73,9 @@ class VectorIndex:
         if len(ids):
             index.add(vectors)
         vectors.setflags(write=False)
-        return cls(tuple(ids), vectors, row_of, index, kind)
+        as64 = vectors.astype(np.float64)
+        n = max(len(ids), 1)
+        return cls(tuple(ids), vectors, row_of, index, kind, as64.sum(axis=0) / n, as64.T @ as64 / n)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -80,6 +86,16 @@ class VectorIndex:
 
     def __contains__(self, item_id: object) -> bool:
         return item_id in self.row_of
+
+    def score_moments(self, user_vector: np.ndarray) -> tuple[float, float]:
+        """Mean and standard deviation of ``user_vector``'s inner products with every item.
+
+        ``E[s] = u . mean`` and ``Var[s] = u' M u - E[s]^2`` with ``M`` the second moment: what
+        ``(vectors @ u).mean()`` and ``.std()`` give, in ``O(dim^2)`` instead of ``O(n dim)``.
+        """
+        u = np.asarray(user_vector, dtype=np.float64)
+        mean = float(u @ self.mean)
+        return mean, float(np.sqrt(max(float(u @ self.second_moment @ u) - mean * mean, 0.0)))
 
     def rows(self, item_ids: Iterable[str]) -> np.ndarray:
         """Row numbers of the ids this index holds (unknown ids are skipped)."""

@@ -3,9 +3,13 @@ exploration for the least shown, trending top-up — and the evaluation's varian
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from streamrec.contracts.events import Event
-from streamrec.ranking.pipeline import Exploration, candidates, fetch_size, rank, relevance
+from streamrec.ranking.pipeline import Exploration, blended_candidates, candidates, fetch_size, rank, relevance
+from streamrec.ranking.retrieval import VectorIndex
 from streamrec.ranking.rerank import EXPLORE, NEW
 from streamrec.settings import Settings
 
@@ -100,3 +104,27 @@ def test_the_evaluation_variant_serves_through_the_pipeline_with_exploration():
         assert rows[0] == order[0]                         # the first slot stays with relevance
     assert any(set(s.tolist()) != set(o.tolist()) for s, o in zip(served, relevance_order))
     assert exploring.exposure.sum() == 50 and not exploring.repeatable
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(n=st.integers(5, 300), fetch=st.integers(1, 40), weight=st.sampled_from([0.0, 0.5, 3.0]),
+       n_evidence=st.integers(0, 30), n_excluded=st.integers(0, 10), seed=st.integers(0, 2 ** 16))
+def test_blended_candidates_are_the_dense_candidates_without_scoring_the_catalogue(
+        n, fetch, weight, n_evidence, n_excluded, seed):
+    """The candidate form (faiss nearest + co-occurrence items, closed-form statistics) picks
+    the same rows, in the same order, with the same relevance as blending every item."""
+    rng = np.random.default_rng(seed)
+    ids = [f"i{j}" for j in range(n)]
+    vectors = rng.normal(size=(n, 8)).astype(np.float32)
+    index = VectorIndex.build(ids, vectors)
+    user = rng.normal(size=8).astype(np.float32)
+    co_rows = np.sort(rng.choice(n, size=min(n_evidence, n), replace=False))
+    co_scores = rng.exponential(size=len(co_rows))
+    excluded = set(rng.choice(ids, size=min(n_excluded, n - 1), replace=False).tolist())
+    dense_co = np.zeros(n)
+    dense_co[co_rows] = co_scores
+    dense = relevance((vectors @ user)[None, :], dense_co[None, :], weight)[0]
+    expected = candidates(dense[None, :], [index.rows(excluded)], fetch)[0]
+    rows, scores = blended_candidates(index, user, co_rows, co_scores, weight, excluded, fetch)
+    assert rows.tolist() == expected.tolist()
+    np.testing.assert_allclose(scores, dense[expected], rtol=1e-6, atol=1e-6)

@@ -10,6 +10,7 @@ from serving.model_holder import ModelHolder
 from serving.recommender_service import RecommenderService
 from serving.request_model import RecRequest
 from serving.state_replica import StateReplica
+from streamrec.ranking.pipeline import relevance
 from streamrec.settings import Settings
 
 ITEMS = [f"i{j}" for j in range(40)]
@@ -69,7 +70,10 @@ def test_blended_ranking_is_the_exact_top_of_the_blend():
     try:
         bundle = service.holder.current
         state = service.replica.users["target"]
-        blended = service._blended_scores(bundle, state.vector, ["i0"])
+        co = service.replica.cooccurrence
+        rows = co.rows(bundle.ids)
+        co_scores = co.scores([["i0"]])[0][rows]
+        blended = relevance((bundle.vectors @ state.vector)[None, :], co_scores[None, :], 1.0)[0]
         ids = _ids(service.recommend(RecRequest("r", "target", 10)))
     finally:
         service.holder.close()
