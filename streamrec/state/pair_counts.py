@@ -11,9 +11,10 @@ what they keep:
   a small hashed counter of that list, and enters the list once that count outweighs the
   list's weakest entry, which leaves its count in its own counter. Memory is constant per
   item and one update costs ``O(len(others) * neighbours)`` however big the catalogue is. A
-  kept count is reported as the count since the pair entered (the part Space-Saving
-  guarantees), so an approximate count never overstates the evidence. While an item has at
-  most ``neighbours`` partners, its list is exact.
+  kept pair's true count lies between its count since it entered and that plus the count it
+  inherited (its error); it is reported as the midpoint, the estimate closest to the exact
+  counts on MovieLens (docs/evaluation.md). While an item has at most ``neighbours``
+  partners, its list is exact.
 
 Examples
 --------
@@ -185,7 +186,8 @@ class TopKPairs:
     def neighbour_sums(self, rows: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(partners, sums)``: ``sum_k weights[k] * C[rows[k], partner]`` over the lists of ``rows``."""
         partners = self.partners[rows].ravel()
-        evidence = ((self.counts[rows] - self.errors[rows]).astype(np.float64) * weights[:, None]).ravel()
+        estimate = self.counts[rows] - np.float32(0.5) * self.errors[rows]   # the midpoint of the bounds
+        evidence = (estimate.astype(np.float64) * weights[:, None]).ravel()
         keep = (partners != EMPTY) & (evidence > 0)
         found, at = np.unique(partners[keep], return_inverse=True)
         return found.astype(np.int64), np.bincount(at, weights=evidence[keep], minlength=len(found))
