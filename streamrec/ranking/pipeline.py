@@ -6,7 +6,8 @@ One request goes through these stages, in order:
    with the online co-occurrence score of the user's recent items when co-occurrence is on
    (:func:`streamrec.state.cooccurrence.blend`).
 2. **Candidates** (:func:`candidates`): the exact best :func:`fetch_size` items by that
-   relevance, excluded items out. A caller without a relevance for every item gets its
+   relevance, excluded items out (seen ones, and the items the catalogue says may not be
+   served: retired, unavailable, expired). A caller without a relevance for every item gets its
    candidates elsewhere in the same order — serving's faiss index when co-occurrence is
    off, the trending list for a user without history.
 3. **Filters** (:func:`rank`'s ``allowed``): the request's item and tag constraints.
@@ -125,7 +126,9 @@ def rank(candidate_ids: Sequence[str], scores: np.ndarray, vectors: np.ndarray, 
     """Stages 3-5 for one request: filter the candidates, re-rank them, top up from trending.
 
     ``candidate_ids``, ``scores`` and ``vectors`` are aligned, in relevance order. ``exclude``
-    never appears in the answer; ``allowed`` (None: everything) is the request's filter, and
+    never appears in the answer, whichever stage would bring it (candidates, exploration,
+    top-up): callers put there what the user had and what may not be served at all
+    (:meth:`streamrec.state.catalogue.Catalogue.blocked`); ``allowed`` (None: everything) is the request's filter, and
     applies to exploration and top-up items too. Exploration happens only with ``explore``
     and ``exploration > 0``; the same ``seed`` gives the same answer.
     """
