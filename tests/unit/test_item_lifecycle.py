@@ -18,7 +18,7 @@ def _raw(**doc) -> bytes:
     return json.dumps({"item_id": "a", **doc}).encode()
 
 
-@pytest.mark.parametrize("name", ["streamrec.contracts.items", "streamrec.state.catalogue"])
+@pytest.mark.parametrize("name", ["streamrec.contracts.items", "streamrec.state.catalogue", "streams.items_check"])
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
