@@ -3,16 +3,20 @@
 Threads
     * the caller's thread consumes ``events`` (group ``learner_group_id`` behind the topic prefix, offsets committed
       only after a checkpoint holding the same state) and the compacted ``items`` topic
-      (read from the beginning on every start), and feeds :class:`ContinualTrainer`;
+      (read from the beginning on every start, :mod:`learner.catalogue_feed`), and feeds
+      :class:`ContinualTrainer`;
     * a training thread runs cycles when due (count, timer or drift), publishes accepted
       candidates, publishes catalogue-only versions when new items arrive and no cycle is
       due, and checkpoints;
     * an aiohttp thread serves ``/healthz``, ``/readyz`` and ``/metrics``.
 
-Publishing a version: :func:`streamrec.contracts.model_store.write_version` (atomic: tmp, fsync,
-rename), then the :class:`~streamrec.contracts.model_store.Announcement` on ``model-updates`` (key
-``model``), so a half-written file is never announced. Versions are monotonic across
-restarts: the counter is checkpointed and the models directory is scanned on start.
+Publishing a version: the trainer's items without those the catalogue says may not be
+served (retired by a tombstone, unavailable, expired: :meth:`CatalogueFeed.servable`), then
+:func:`streamrec.contracts.model_store.write_version` (atomic: tmp, fsync, rename), then the
+:class:`~streamrec.contracts.model_store.Announcement` on ``model-updates`` (key ``model``),
+so a half-written file is never announced. Versions are monotonic across restarts: the
+counter is checkpointed and the models directory is scanned on start. A user whose history
+names an item left out reads it, in serving's user encoder, as an unknown item.
 
 A restart resumes from ``<state_dir>/learner/checkpoint.safetensors``: the trainer's state
 and the offsets it had consumed up to, which take precedence over the group's committed
@@ -36,12 +40,12 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 from learner import metrics as M
 from learner.checkpoint import checkpoint_cluster_id, load_checkpoint, save_checkpoint, stale_offsets
 from streamrec.contracts.events import DecodedMessage, Event, decode_message
-from streamrec.contracts.items import InvalidItem, parse_item
 from streamrec.kafka.config import confluent_config, producer_config
 from streamrec.contracts.model_store import MODEL_KEY, Announcement, remove_stale_temporaries, write_version
 from streamrec.observability.health import HealthServer
 from streamrec.settings import Settings
-from streamrec.contracts.topics import EVENTS, ITEMS, MODEL_UPDATES
+from streamrec.contracts.topics import EVENTS, MODEL_UPDATES
+from learner.catalogue_feed import CatalogueFeed
 from learner.trainer import ContinualTrainer, CycleResult
 from learner.versions import announcement_of, published_versions
 
@@ -74,6 +78,7 @@ class Learner:
         self._commit_request: dict[str, int] | None = None
         self._drift_counted = 0
         self._producer: Producer | None = None
+        self.feed: CatalogueFeed | None = None
         M.MODEL_VERSION.set(self.version)
 
     # -- readiness ------------------------------------------------------------------------
@@ -89,17 +94,17 @@ class Learner:
         try:
             self._producer = Producer(producer_config(self.settings))
             self._reannounce_newest()
-            events, items = self._consumers()
+            events, self.feed = self._consumers(), CatalogueFeed.open(self.settings)
             training.start()
             try:
-                self._consume(events, items)
+                self._consume(events, self.feed)
             finally:
                 self.stop_event.set()
                 training.join()
                 self._checkpoint()
                 self._commit(events)
                 events.close()
-                items.close()
+                self.feed.close()
         finally:
             self.stop_event.set()
             if self._producer is not None:
@@ -110,7 +115,7 @@ class Learner:
     def stop(self) -> None:
         self.stop_event.set()
 
-    def _consumers(self) -> tuple[Consumer, Consumer]:
+    def _consumers(self) -> Consumer:
         s = self.settings
         events = Consumer(confluent_config(
             s, **{"group.id": s.topic(s.learner_group_id), "enable.auto.commit": False, "auto.offset.reset": "earliest",
@@ -130,12 +135,7 @@ class Learner:
             log.info("assigned %s", [(tp.topic, tp.partition, tp.offset) for tp in partitions])
 
         events.subscribe([s.topic(EVENTS)], on_assign=on_assign)
-        items = Consumer(confluent_config(s, **{"group.id": s.topic(f"{s.learner_group_id}-catalogue"),
-                                                "enable.auto.commit": False}))
-        topic = s.topic(ITEMS)
-        meta = items.list_topics(topic, timeout=10)
-        items.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.topics[topic].partitions])
-        return events, items
+        return events
 
     def _reconcile_offsets(self, consumer: Consumer) -> None:
         """Read from the earliest offset where the checkpoint's offsets point into a lost log."""
@@ -156,23 +156,10 @@ class Learner:
         self.resume_notes.append(note)
         log.warning("%s", note)
 
-    def _consume(self, events: Consumer, items: Consumer) -> None:
+    def _consume(self, events: Consumer, items: CatalogueFeed) -> None:
         s = self.settings
         while not self.stop_event.is_set():
-            catalogue = []
-            for msg in items.consume(num_messages=2000, timeout=0.0):
-                if msg.error():
-                    M.KAFKA_ERRORS.inc()
-                    continue
-                if msg.value() is None:
-                    continue  # a tombstone: removal is not modelled, the item keeps its row
-                try:
-                    catalogue.append(parse_item(msg.value()))
-                except InvalidItem:
-                    M.INVALID.inc()
-            if catalogue:
-                self.trainer.add_items(catalogue)
-                M.ITEMS.set(len(self.trainer.item_ids))
+            items.poll(self.trainer)
             if self._backpressure():
                 self.stop_event.wait(0.05)
                 continue
@@ -249,12 +236,14 @@ class Learner:
         try:
             while not self.stop_event.is_set():
                 trainer = self.trainer
-                if trainer.should_train():
+                if self.feed is None or not self.feed.caught_up:
+                    self.stop_event.wait(0.1)   # no version before the catalogue is read: see CatalogueFeed
+                elif trainer.should_train():
                     self._cycle()
                 elif (trainer.catalogue_changed_at is not None and time.monotonic() - trainer.catalogue_changed_at
                       >= self.settings.learner_catalogue_publish_s):
                     self._publish({"kind": "catalogue", "gate": "skipped",
-                                   "reason": "catalogue-only version: weights unchanged, vectors for new items",
+                                   "reason": "catalogue-only version: weights unchanged, the catalogue's items",
                                    **{k: v for k, v in self.last_scores.items() if k not in ("kind", "gate", "reason")}})
                     self._checkpoint()
                 else:
@@ -315,6 +304,7 @@ class Learner:
         with trainer.lock:
             trainer.catalogue_changed_at = None
             ids, vectors, tensors, meta = trainer.export()
+        ids, vectors = self.feed.servable(ids, vectors)
         version = self.version + 1
         announcement = write_version(self.models_dir, version, ids, vectors, tensors, scores, extra_metadata=meta)
         self._announce(announcement.signed(self.settings.model_signing_key).encode())

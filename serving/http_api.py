@@ -146,17 +146,7 @@ async def similar_items(request: web.Request) -> web.Response:
 
 
 async def item(request: web.Request) -> web.Response:
-    service = request.app[SERVICE_KEY]
-    item_id = request.match_info["item_id"]
-    known = service.replica.catalogue.get(item_id)
-    bundle = service.holder.current
-    if known is None and item_id not in bundle.index:
-        raise RequestError("item_id", f"unknown item {item_id[:64]!r}", status=404)
-    body = known.to_dict() if known is not None else {"item_id": item_id}
-    body.pop("embedding", None)
-    body.update({"in_index": item_id in bundle.index, "model_version": bundle.version,
-                 "interactions": service.replica.trending.count(item_id)})
-    return web.json_response(body)
+    return web.json_response(request.app[SERVICE_KEY].item(request.match_info["item_id"]))
 
 
 async def user(request: web.Request) -> web.Response:
@@ -232,6 +222,23 @@ def _recommendations_path(options: dict) -> dict:
                      "responses": responses}}
 
 
+def _item_path() -> dict:
+    """``/items/{item_id}``: the catalogue entry, whether it may be served and why not."""
+    status = {"type": "string", "enum": ["catalogue", "events_only", "retired", "unavailable", "expired"],
+              "description": "catalogue: servable; events_only: named only by events (no title); retired: "
+                             "a tombstone; unavailable / expired: the item's available / expires_at"}
+    body = {"type": "object", "required": ["item_id", "status", "servable", "in_index", "model_version"],
+            "properties": {"item_id": {"type": "string"}, "title": {"type": "string"}, "text": {"type": "string"},
+                           "tags": {"type": "array", "items": {"type": "string"}}, "timestamp": {"type": "number"},
+                           "available": {"type": "boolean"}, "expires_at": {"type": "number"}, "status": status,
+                           "servable": {"type": "boolean"}, "in_index": {"type": "boolean"},
+                           "model_version": {"type": "integer"}, "interactions": {"type": "integer"}}}
+    return {"get": {"summary": "Catalogue entry, servability and index membership",
+                    "parameters": [{"name": "item_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "item", "content": {"application/json": {"schema": body}}},
+                                  "404": {"description": "named by no item message and no event"}}}}
+
+
 def openapi_document(settings: Settings) -> dict:
     """The OpenAPI 3 description of this API (served at ``/openapi.json``)."""
     options = _request_options(settings)
@@ -245,11 +252,9 @@ def openapi_document(settings: Settings) -> dict:
                 "summary": "Items nearest to an item's vector",
                 "parameters": [{"name": "item_id", "in": "path", "required": True, "schema": {"type": "string"}},
                                {"name": "k", "in": "query", "schema": options["k"]}],
-                "responses": {"200": {"description": "similar items"}, "404": {"description": "item not in the index"}}}},
-            "/items/{item_id}": {"get": {"summary": "Catalogue entry and index membership",
-                                         "parameters": [{"name": "item_id", "in": "path", "required": True,
-                                                         "schema": {"type": "string"}}],
-                                         "responses": {"200": {"description": "item"}, "404": {"description": "unknown"}}}},
+                "responses": {"200": {"description": "similar items"},
+                              "404": {"description": "item not in the index, or retired, unavailable or expired"}}}},
+            "/items/{item_id}": _item_path(),
             "/users/{user_id}": {"get": {"summary": "The state answers for this user are built from",
                                          "parameters": [{"name": "user_id", "in": "path", "required": True,
                                                          "schema": {"type": "string"}}],

@@ -16,7 +16,9 @@ contract (docs/architecture.md, Serving)::
 Steps: read the model bundle once (a swap mid-request cannot affect this request), compute
 the user vector (the model's user encoder over the freshest history, else the online
 vector), then run the one ranking pipeline (:mod:`streamrec.ranking.pipeline`, which the
-evaluation's system variants run too): candidates with the seen items excluded, the
+evaluation's system variants run too): candidates with the seen items excluded, and the
+items the catalogue says may not be served (retired by a tombstone, unavailable, expired at
+this instant: :meth:`RecommenderService.unservable`), the
 request's item and tag filters, re-ranking (MMR diversity, exploration, reasons), a top-up
 from trending when a small catalogue runs out; finally record exposure so exploration
 favours what has been shown least.
@@ -42,6 +44,7 @@ from serving import metrics
 from serving.model_holder import ModelBundle, ModelHolder
 from serving.request_model import RecRequest, RequestError
 from serving.state_replica import StateReplica
+from streamrec.contracts.items import CATALOGUE, EVENTS_ONLY
 from streamrec.ranking.pipeline import Exploration, blended_candidates, fetch_size, rank
 from streamrec.ranking.rerank import EXPLORE, NEW, TRENDING, Ranked
 from streamrec.settings import Settings
@@ -61,6 +64,7 @@ class RecommenderService:
         self.exposure: dict[str, int] = {}
         self._encoded: OrderedDict[str, tuple[int, int, np.ndarray]] = OrderedDict()
         self._co_rows: tuple[ModelBundle, np.ndarray] | None = None   # co-occurrence row -> bundle row
+        self.clock = time.time   # wall clock, what expires_at is compared with (tests set their own)
 
     # --- user vector ------------------------------------------------------------------------
     def user_vector(self, bundle: ModelBundle, user_id: str, state: UserState) -> np.ndarray | None:
@@ -120,7 +124,9 @@ class RecommenderService:
         state = self.replica.users.get(req.user_id)
         history = [i for i, _, _ in state.recent] if state is not None else []
         seen = state.seen.keys() | set(history) if state is not None else set()
-        exclude = set(req.exclude_items) | (set() if req.include_seen else seen)
+        # Items that may not be served (retired, unavailable, expired) are excluded like seen
+        # ones, so every stage drops them: candidates, trending, exploration and top-up.
+        exclude = set(req.exclude_items) | (set() if req.include_seen else seen) | self.unservable()
         user_vector = self.user_vector(bundle, req.user_id, state) if state is not None else None
         filtered = bool(req.require_items or req.exclude_tags or req.require_tags)
         fetch = fetch_size(self.settings.serving_candidates, req.k, filtered)
@@ -200,20 +206,46 @@ class RecommenderService:
         return out
 
     # --- other reads ------------------------------------------------------------------------
+    def unservable(self) -> frozenset[str]:
+        """Ids no answer may hold now: retired, unavailable or expired (see :mod:`streamrec.state.catalogue`)."""
+        return self.replica.catalogue.blocked(self.clock())
+
     def similar(self, item_id: str, k: int) -> dict:
         bundle = self.holder.current
+        blocked = self.unservable()
+        if item_id in blocked:
+            raise RequestError("item_id", f"item {item_id[:64]!r} is "
+                                          f"{self.replica.catalogue.status(item_id, self.clock())}", status=404)
         if item_id not in bundle.index:
             raise RequestError("item_id", f"item {item_id[:64]!r} is not in model version {bundle.version}",
                                status=404)
-        items = []
-        for other, score in bundle.index.similar(item_id, k):
-            entry = {"item_id": other, "score": round(score, 6), "reason": item_id, "reason_kind": "similar"}
-            title = self.replica.title(other)
-            if title:
-                entry["title"] = title
-            items.append(entry)
-        return {"item_id": item_id, "title": self.replica.title(item_id), "items": items,
-                "model_version": bundle.version, "served_at": time.time()}
+        items = [self.replica.with_title({"item_id": other, "score": round(score, 6), "reason": item_id,
+                                           "reason_kind": "similar"}, other)
+                 for other, score in bundle.index.similar(item_id, k, blocked)]
+        return self.replica.with_title({"item_id": item_id, "items": items, "model_version": bundle.version,
+                                         "served_at": time.time()}, item_id)
+
+    def item(self, item_id: str) -> dict:
+        """What ``GET /items/{item_id}`` shows: the catalogue entry, its status and index membership.
+
+        ``status`` is ``catalogue`` (servable), ``unavailable``, ``expired``, ``retired`` (a
+        tombstone), or ``events_only`` for an id no item message named but events did (served
+        with its id and no title). An id neither named is a 404.
+        """
+        bundle = self.holder.current
+        status = self.replica.catalogue.status(item_id, self.clock())
+        interactions = self.replica.trending.count(item_id)
+        if status is None:
+            if not interactions and item_id not in bundle.index:
+                raise RequestError("item_id", f"unknown item {item_id[:64]!r}", status=404)
+            status = EVENTS_ONLY
+        known = self.replica.catalogue.get(item_id)
+        body = known.to_dict() if known is not None else {"item_id": item_id}
+        body.pop("embedding", None)
+        body.update({"status": status, "servable": status in (CATALOGUE, EVENTS_ONLY),
+                     "in_index": item_id in bundle.index, "model_version": bundle.version,
+                     "interactions": interactions})
+        return body
 
     def user(self, user_id: str) -> dict:
         view = self.replica.user_view(user_id)

@@ -32,8 +32,10 @@ matters because old events have decayed to nothing anyway. So is item-to-item
 co-occurrence (:class:`streamrec.state.cooccurrence.Cooccurrence`, unless
 ``cooccurrence_weight`` is 0), which recommendations blend with the model's scores: it
 learns every event trending counts, in each user's order, so a state adopted from the
-changelog hides no pair from it. The catalogue comes
-from the compacted ``items`` topic (titles and tags for reasons, filters and ``/items``).
+changelog hides no pair from it. The catalogue
+(:class:`streamrec.state.catalogue.Catalogue`) comes from the compacted ``items`` topic:
+titles and tags for reasons, filters and ``/items``, and which items may not be served
+(retired by a tombstone, unavailable, expired), which every answer excludes.
 
 This class is pure state: the Kafka consumers that feed it are in :mod:`serving.replica_feeds`.
 
@@ -58,10 +60,11 @@ import numpy as np
 
 from serving import metrics
 from streamrec.contracts.events import Event, decode_message
-from streamrec.contracts.items import InvalidItem, Item, parse_item
+from streamrec.contracts.items import InvalidItem, Item, decode_item_message
 from streamrec.observability.online_metrics import OnlineQuality
 from streamrec.settings import Settings
 from streamrec.state.apply import Located, apply_located
+from streamrec.state.catalogue import Catalogue
 from streamrec.state.cooccurrence import Cooccurrence
 from streamrec.state.item_vectors import ItemVectors
 from streamrec.state.popularity import DecayedPopularity
@@ -87,7 +90,7 @@ class StateReplica:
         self.weights = settings.weights
         self.users: dict[str, UserState] = {}
         self.item_vectors = ItemVectors(settings.vector_dim)
-        self.catalogue: dict[str, Item] = {}
+        self.catalogue = Catalogue()
         self.trending = DecayedPopularity(settings.popularity_half_life_s)
         self.quality = OnlineQuality(k=10)
         self.quality.bind(hit_rate=metrics.ONLINE_HIT_RATE, ndcg=metrics.ONLINE_NDCG,
@@ -169,21 +172,24 @@ class StateReplica:
 
     # --- the items topic -----------------------------------------------------------------------
     def apply_item(self, key: bytes | None, raw: bytes | None) -> Item | None:
-        """Add or replace a catalogue item (a tombstone removes it)."""
-        if raw is None:
-            if key is not None:
-                self.catalogue.pop(key.decode(errors="replace"), None)
-            return None
+        """Add or replace a catalogue item, or retire one (a tombstone); returns the item added.
+
+        An invalid message is counted and skipped: the streams worker dead-letters it to
+        ``items-dlq`` (one copy, however many serving processes read the topic).
+        """
         try:
-            item = parse_item(raw)
+            message = decode_item_message(key, raw, max_id_length=self.settings.max_id_length)
         except InvalidItem as exc:
-            log.warning("ignoring invalid item: %s", exc)
+            log.debug("ignoring invalid item (dead-lettered by the streams worker): %s", exc)
             metrics.REPLICA_RECORDS.labels("items", "invalid").inc()
             return None
-        self.catalogue[item.item_id] = item
-        self.item_vectors.rows([item.item_id])   # pre-model: retrievable with its deterministic vector
+        self.catalogue.apply(message.item_id, message.item)
+        if message.item is None:
+            metrics.REPLICA_RECORDS.labels("items", "retired").inc()
+            return None
+        self.item_vectors.rows([message.item_id])   # pre-model: retrievable with its deterministic vector
         metrics.REPLICA_RECORDS.labels("items", "adopted").inc()
-        return item
+        return message.item
 
     # --- reads ---------------------------------------------------------------------------------
     def title(self, item_id: str) -> str | None:
@@ -194,12 +200,19 @@ class StateReplica:
         item = self.catalogue.get(item_id)
         return item.tags if item is not None else ()
 
+    def with_title(self, entry: dict, item_id: str) -> dict:
+        """``entry`` with the item's ``title`` when the catalogue has one: absent, never invented or null."""
+        title = self.title(item_id)
+        if title:
+            entry["title"] = title
+        return entry
+
     def user_view(self, user_id: str) -> dict | None:
         """What ``GET /users/{user_id}`` shows: the state an answer for this user is built from."""
         state = self.users.get(user_id)
         if state is None:
             return None
-        recent = [{"item_id": i, "event_type": t, "timestamp": ts, "title": self.title(i)}
+        recent = [self.with_title({"item_id": i, "event_type": t, "timestamp": ts}, i)
                   for i, t, ts in reversed(state.recent)]
         return {"user_id": user_id, "recent": recent, "last_event_time": state.last_event_time or None,
                 "counts": dict(state.counts), "events_applied": state.applied,

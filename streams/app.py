@@ -1,4 +1,4 @@
-"""The Faust app of the streams worker: topics, the changelog-backed table and the events agent.
+"""The Faust app of the streams worker: topics, the changelog-backed table, the events and items agents.
 
 The one table, ``user_state`` (key ``user_id``, value
 :class:`streamrec.state.user_state.UserState` in its own codec's bytes, so serving and the
@@ -6,6 +6,10 @@ learner can read the changelog without Faust): its changelog records are partiti
 Kafka's partitioner on the key, so a user's record lands in the partition of that user's
 events whichever batch wrote it (a ``take`` batch mixes partitions). Trending is not kept
 here: serving computes it from the events it reads anyway (see :mod:`serving.state_replica`).
+
+The items agent only checks the ``items`` topic and dead-letters what breaks the item
+contract to ``items-dlq`` (why here: :mod:`streams.items_check`); serving and the learner
+keep the catalogue.
 
 Processing is at-least-once (Faust's default; its exactly-once mode fails against the
 brokers we target). Exactly-once *application* comes from the watermarks kept inside each
@@ -21,11 +25,12 @@ import faust
 from streamrec.state.item_vectors import ItemVectors
 from streamrec.kafka.config import faust_broker_kwargs, shorten_fetch_wait
 from streamrec.settings import Settings
-from streamrec.contracts.topics import EVENTS, EVENTS_DLQ, STREAMS_APP_ID, partition_for
+from streamrec.contracts.topics import EVENTS, EVENTS_DLQ, ITEMS, ITEMS_DLQ, STREAMS_APP_ID, partition_for
 from streams import metrics
 from streamrec.contracts.events import Rejection
 from streams.batch import BatchProcessor, BatchResult, DeadLetter, Record
 from streams.delivery import Write, send_until_acknowledged
+from streams.items_check import dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,9 @@ class StreamsApp:
         self.users = self.app.Table("user_state", default=None, key_type=bytes,
                                     value_type=bytes, use_partitioner=True, partitions=s.partitions)
         self.app.agent(self.events_topic, name="apply_events")(self._agent)
+        self.items_topic = self.app.topic(s.topic(ITEMS), value_serializer="raw", key_serializer="raw",
+                                          partitions=s.partitions)
+        self.app.agent(self.items_topic, name="check_items")(self._items_agent)
 
     async def _agent(self, stream):
         s = self.settings
@@ -80,6 +88,25 @@ class StreamsApp:
                 # consuming while the process looks alive.
                 log.exception("could not process a batch of %d messages", len(records))
                 metrics.EVENTS_REJECTED.labels("internal_error").inc(len(records))
+
+    async def _items_agent(self, stream):
+        s = self.settings
+        async for batch in stream.take_events(s.take_batch, within=s.take_within_s):
+            records = [Record(e.message.topic, e.message.partition, e.message.offset, e.value,
+                              e.message.timestamp, e.key) for e in batch]
+            try:
+                dead = dead_letters(records, s)
+                # Acknowledged before take_events acks the items: a crash re-checks, never skips.
+                await send_until_acknowledged(self.app.producer, [
+                    Write(s.topic(ITEMS_DLQ), d.key(), d.value(), None, d.headers()) for d in dead])
+            except Exception:   # a bug, reached by no input: log it, never stop the agent
+                log.exception("could not check a batch of %d items", len(records))
+                continue
+            metrics.ITEMS_CHECKED.inc(len(records))
+            for d in dead:
+                metrics.ITEMS_REJECTED.labels(d.rejection.reason).inc()
+                log.info("item at %s/%s dead-lettered: %s", d.record.partition, d.record.offset,
+                         d.rejection.describe()[:200])
 
     async def _process_batch(self, records: list[Record]) -> None:
         try:

@@ -45,6 +45,7 @@ class Record(NamedTuple):
     offset: int
     value: bytes | None
     timestamp: float  # broker/producer timestamp of the message, seconds
+    key: bytes | None = None   # read only where the key is part of the contract (items)
 
 
 @dataclass

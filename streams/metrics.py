@@ -34,3 +34,7 @@ EVENTS_REROUTED = Counter(
 WRITES_FAILED = Counter("streamrec_streams_writes_failed_total",
                         "Records the broker refused for good (not retriable) and that were dropped, by topic.",
                         ["topic"])
+ITEMS_CHECKED = Counter("streamrec_streams_items_checked_total",
+                        "Messages of the items topic checked against the item contract (tombstones included).")
+ITEMS_REJECTED = Counter("streamrec_streams_items_rejected_total",
+                         "Items sent to items-dlq, by reason.", ["reason"])

@@ -15,6 +15,7 @@ from streamrec.settings import Settings
 EVENTS = "events"
 EVENTS_DLQ = "events-dlq"
 ITEMS = "items"
+ITEMS_DLQ = "items-dlq"   # invalid items, written by the streams worker (see streams.items_check)
 MODEL_UPDATES = "model-updates"
 REC_REQUESTS = "rec-requests"
 REC_RESPONSES = "rec-responses"
@@ -33,6 +34,7 @@ TOPICS = (
     TopicSpec(EVENTS),
     TopicSpec(EVENTS_DLQ),
     TopicSpec(ITEMS, compacted=True),
+    TopicSpec(ITEMS_DLQ),
     TopicSpec(MODEL_UPDATES, compacted=True, partitioned=False),
     TopicSpec(REC_REQUESTS),
     TopicSpec(REC_RESPONSES),

@@ -6,12 +6,13 @@ One request goes through these stages, in order:
    with the online co-occurrence score of the user's recent items when co-occurrence is on
    (:func:`streamrec.state.cooccurrence.blend`).
 2. **Candidates** (:func:`candidates`): the exact best :func:`fetch_size` items by that
-   relevance, excluded items out. :func:`blended_candidates` finds the same items without
-   scoring the catalogue: the union of the model's nearest items (faiss) and the items with
-   co-occurrence evidence, blended with catalogue statistics computed in closed form (the
-   evaluation, which scores blocks of users over a small catalogue, uses the dense form;
-   serving the candidate form). A user without history gets the trending list, in the same
-   order.
+   relevance, excluded items out (seen ones, and the items the catalogue says may not be
+   served: retired, unavailable, expired). :func:`blended_candidates` finds the same items
+   without scoring the catalogue: the union of the model's nearest items (faiss) and the
+   items with co-occurrence evidence, blended with catalogue statistics computed in closed
+   form (the evaluation, which scores blocks of users over a small catalogue, uses the dense
+   form; serving the candidate form). A user without history gets the trending list, in the
+   same order.
 3. **Filters** (:func:`rank`'s ``allowed``): the request's item and tag constraints.
 4. **Re-rank** (:func:`rank`, :func:`streamrec.ranking.rerank.rerank`): MMR diversity,
    seeded exploration slots drawn from :class:`Exploration` (a sample of the catalogue,
@@ -159,7 +160,9 @@ def rank(candidate_ids: Sequence[str], scores: np.ndarray, vectors: np.ndarray, 
     """Stages 3-5 for one request: filter the candidates, re-rank them, top up from trending.
 
     ``candidate_ids``, ``scores`` and ``vectors`` are aligned, in relevance order. ``exclude``
-    never appears in the answer; ``allowed`` (None: everything) is the request's filter, and
+    never appears in the answer, whichever stage would bring it (candidates, exploration,
+    top-up): callers put there what the user had and what may not be served at all
+    (:meth:`streamrec.state.catalogue.Catalogue.blocked`); ``allowed`` (None: everything) is the request's filter, and
     applies to exploration and top-up items too. Exploration happens only with ``explore``
     and ``exploration > 0``; the same ``seed`` gives the same answer.
     """
