@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     doc["seed"] = args.seed
     path = _write(doc, dataset, args, argv, started, f"evaluate-{dataset.name}")
     report.render_table(doc, report.wide_console())
+    for name, reason in doc.get("skipped", {}).items():
+        print(f"skipped {name}: {reason}", file=sys.stderr)
     _finish(doc, args, path)
     return 0
 

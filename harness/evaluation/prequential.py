@@ -118,6 +118,10 @@ class MethodRun:
     recommend_s: float
 
 
+class MethodSkipped(Exception):
+    """A method refused the dataset's catalogue (the reason is the message)."""
+
+
 def record(lists: np.ndarray, ranks: np.ndarray, request: int, rows: np.ndarray, target: int) -> None:
     """Store the list served for ``request`` and the rank of ``target`` (the next item) in it."""
     lists[request, : len(rows)] = rows
@@ -128,8 +132,14 @@ def record(lists: np.ndarray, ranks: np.ndarray, request: int, rows: np.ndarray,
 
 def run_method(rec: Recommender, plan: StreamPlan, k: int = 10, name: str | None = None,
                items: list | None = None, progress: Callable[[int, int], None] | None = None) -> MethodRun:
-    """Replay ``plan`` through one recommender under the prequential protocol."""
-    rec.set_catalogue(plan.catalogue, items)
+    """Replay ``plan`` through one recommender under the prequential protocol.
+
+    Raises :class:`MethodSkipped` when the method cannot hold the catalogue.
+    """
+    try:
+        rec.set_catalogue(plan.catalogue, items)
+    except ValueError as exc:   # e.g. a dense matrix's size cap: the other methods still run
+        raise MethodSkipped(str(exc)) from exc
     n_scored = plan.n_scored
     ranks = np.full(n_scored, metrics.MISS, dtype=np.int64)
     lists = np.full((n_scored, k), -1, dtype=np.int64)
@@ -215,10 +225,15 @@ def prequential(dataset: Dataset, methods: Mapping[str, Recommender], k: int = 1
     probability = item_probability(plan)
     results: dict = {}
     sweeps: dict = {}
+    skipped: dict[str, str] = {}
     for name, rec in methods.items():
         t0 = time.perf_counter()
         report = None if progress is None else (lambda done, total, _n=name: progress(_n, done, total))
-        run = run_method(rec, plan, k=k, name=name, items=dataset.items, progress=report)
+        try:
+            run = run_method(rec, plan, k=k, name=name, items=dataset.items, progress=report)
+        except MethodSkipped as exc:
+            skipped[name] = str(exc)
+            continue
         results[name] = summarise_run(run, plan, windows, vectors, probability)
         results[name]["timing"]["wall_s"] = time.perf_counter() - t0
         if getattr(rec, "cycles", None):
@@ -240,6 +255,7 @@ def prequential(dataset: Dataset, methods: Mapping[str, Recommender], k: int = 1
             "novelty": "-log2 share of users who interacted with the item (add-one smoothed)",
         },
         "methods": results,
+        **({"skipped": skipped} if skipped else {}),
         **({"sweeps": sweeps} if sweeps else {}),
         "wall_time_s": time.perf_counter() - started,
     }

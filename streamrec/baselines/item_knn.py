@@ -10,7 +10,7 @@ when ``recency_decay`` < 1.
 Updates are exact and incremental: a user's new item co-occurs with every item they had
 before (``C[new, hist] += 1`` and its transpose, one vectorised numpy operation per event),
 and a repeated item adds nothing. ``C`` is a dense float32 matrix, which suits catalogues up
-to ``max_items`` (10,000 items: 400 MB); larger catalogues need a sparse store and are
+to ``max_items`` (20,000 items: 1.6 GB, an evaluation-only cost); larger catalogues need a sparse store and are
 refused rather than silently swapping.
 
 Defaults (20 recent items, recency decay 0.8) were chosen on MovieLens 100K under the
@@ -58,7 +58,7 @@ class ItemKNN(Recommender):
     name = "item-knn"
 
     def __init__(self, history: int = 20, neighbours: int | None = None, recency_decay: float = 0.8,
-                 max_items: int = 10_000, seed: int | None = None):
+                 max_items: int = 20_000, seed: int | None = None):
         super().__init__()
         self.history = history
         self.neighbours = neighbours

@@ -96,3 +96,10 @@ def test_sweep_plot_when_present(tmp_path):
            "sweeps": {"m": [{"diversity_weight": w, "hr": 0.1 - w / 20, "ild": 0.5 + w / 5} for w in (0, 0.5, 1)]}}
     paths = report.write_plots(doc, tmp_path, "s")
     assert [p.name for p in paths] == ["s-over-time.png", "s-accuracy-diversity.png"]
+
+
+def test_a_method_that_cannot_hold_the_catalogue_is_skipped_with_its_reason_and_the_rest_run():
+    ds = toy([("u", "0"), ("v", "0"), ("v", "1"), ("w", "0"), ("w", "3")])
+    doc = prequential(ds, {"popular": MostPopular(), "item-knn": ItemKNN(max_items=2)}, k=3)
+    assert list(doc["methods"]) == ["popular"]
+    assert "max_items=2" in doc["skipped"]["item-knn"]
