@@ -39,6 +39,11 @@ class Settings:
     bootstrap_servers: str | None = setting(
         None, "KAFKA_BOOTSTRAP_SERVERS",
         "Kafka cluster to use (host:port,...). Unset: start the embedded Tansu broker on loopback.")
+    broker_port: int = setting(
+        19092, "STREAMREC_BROKER_PORT",
+        "Loopback port of the embedded broker `streamrec up` and `demo` start (taken: they refuse to start). "
+        "With no KAFKA_BOOTSTRAP_SERVERS, clients and `replay` use the running `up` of their state directory "
+        "(its run file), else a broker listening on this port. 0: any free port, found through the run file only.")
     partitions: int = setting(
         4, "STREAMREC_PARTITIONS",
         "Partitions for topics created at start-up; the unit of parallelism for streams workers.")
