@@ -263,6 +263,10 @@ class Settings:
         "Before any model: how often the index over deterministic vectors is rebuilt when items appear.")
     serving_request_timeout_s: float = setting(
         5.0, "STREAMREC_SERVING_REQUEST_TIMEOUT_S", "Client-side timeout for one recommendation request.")
+    serving_ingest_timeout_s: float = setting(
+        5.0, "STREAMREC_SERVING_INGEST_TIMEOUT_S",
+        "Longest POST /events waits for the broker to acknowledge its events, and how long serving's producer "
+        "keeps trying to deliver a message (events and request-topic replies); longer: 503.")
     serving_admin_token: str | None = setting(
         None, "STREAMREC_ADMIN_TOKEN",
         "Bearer token of the serving admin API (/admin/*: list, promote or roll back model versions, reload). "
