@@ -1,6 +1,8 @@
 """Publishing events and items to Kafka, and ``streamrec replay``.
 
-:class:`EventPublisher` is the producer helper services can use: it keys events by
+Applications use :class:`streamrec.producer.EventProducer` (validation, ids, delivery errors
+raised). :class:`EventPublisher` is the harness's bulk loader, which also sends the malformed
+messages the demo and the fault tests need: it keys events by
 ``user_id`` and, when packing, groups them by the partition Kafka's default partitioner
 gives that key, so a packed message only holds users of the partition it is written to
 (the event contract, docs/contracts.md). Packing is what makes high event rates affordable: Faust's
