@@ -177,7 +177,10 @@ def test_up_refuses_a_taken_port_before_starting_anything(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run(["up"], command_env(tmp_path / "state", STREAMREC_HTTP_PORT=str(port)), timeout=60)
+        # The other processes' ports free, whatever else runs on this machine: the taken one is the finding.
+        result = run(["up"], command_env(tmp_path / "state", STREAMREC_HTTP_PORT=str(port),
+                                         STREAMREC_STREAMS_PORT=str(free_port()),
+                                         STREAMREC_LEARNER_PORT=str(free_port())), timeout=60)
     assert result.returncode == 2
     assert f"port {port}" in result.stderr and "STREAMREC_HTTP_PORT" in result.stderr
     assert "is up" not in result.stdout and "Traceback" not in result.stderr
