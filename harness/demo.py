@@ -159,11 +159,12 @@ def main(argv: list[str]) -> int:
     if dataset is None:
         return 2
     limit = len(dataset) if args.limit is None else min(args.limit, len(dataset))
-    with embedded_or_configured(settings, log_file=_broker_log(settings)) as settings:
+    embedded = not settings.bootstrap_servers
+    with embedded_or_configured(settings, log_file=_broker_log(settings), port=settings.broker_port) as settings:
         ensure_topics(settings)
         sup = Supervisor(settings)
         sup.start()
-        print("streamrec is up:\n" + sup.describe(), flush=True)
+        print("streamrec is up:\n" + sup.describe(embedded=embedded), flush=True)
         try:
             return run(settings, sup, dataset, limit, args)
         finally:

@@ -1,7 +1,8 @@
 """``streamrec recommend --user U``: ask the serving process for recommendations.
 
 Over HTTP by default (``--url``, default ``http://<STREAMREC_HTTP_HOST>:<STREAMREC_HTTP_PORT>``)
-or over the request/response topics (``--via topic``, needs ``KAFKA_BOOTSTRAP_SERVERS``).
+or over the request/response topics (``--via topic``: ``KAFKA_BOOTSTRAP_SERVERS``, else the
+running ``streamrec up``, found as :class:`~streamrec.client.TopicRecClient` finds it).
 Prints a table, or the raw response with ``--json``. Exit status 0 on an answer, 1 on a
 service error or timeout, 2 on bad arguments.
 """

@@ -1,6 +1,8 @@
 """Publishing events and items to Kafka, and ``streamrec replay``.
 
-:class:`EventPublisher` is the producer helper services can use: it keys events by
+Applications use :class:`streamrec.producer.EventProducer` (validation, ids, delivery errors
+raised). :class:`EventPublisher` is the harness's bulk loader, which also sends the malformed
+messages the demo and the fault tests need: it keys events by
 ``user_id`` and, when packing, groups them by the partition Kafka's default partitioner
 gives that key, so a packed message only holds users of the partition it is written to
 (the event contract, docs/contracts.md). Packing is what makes high event rates affordable: Faust's
@@ -166,7 +168,8 @@ def main(argv: list[str]) -> int:
         "Publish a dataset's item catalogue to `items` and its events (ratings as `rating` events) "
         "to `events`, in timestamp order; the load report (rows read, rejected and why) goes to "
         "stderr. Without KAFKA_BOOTSTRAP_SERVERS it publishes to the "
-        "broker of the `streamrec up` running on the same state directory."))
+        "broker of the running `streamrec up` (its run file in the state directory, else the embedded "
+        "broker's port, STREAMREC_BROKER_PORT)."))
     add_dataset_arguments(parser)
     parser.add_argument("--data-dir", help="dataset folder (else STREAMREC_DATA_DIR, else ../shared/data)")
     speed = parser.add_mutually_exclusive_group()
@@ -204,21 +207,22 @@ def main(argv: list[str]) -> int:
 def target_settings(settings: Settings, throwaway: bool) -> Settings:
     """Where replay publishes: the configured cluster, else the running ``up``'s broker.
 
-    With neither, a throwaway embedded broker only when asked for (``--throwaway-broker``):
-    publishing into one while the user means a running system would report success for
-    events nobody will ever read. Raises :class:`~streamrec.kafka.runtime.StartupError` otherwise.
+    The running ``up`` is found as every client finds it
+    (:func:`streamrec.kafka.runfile.find_broker`: the run file of this state directory, else
+    the embedded broker's fixed port). With none, a throwaway embedded broker only when asked
+    for (``--throwaway-broker``): publishing into one while the user means a running system
+    would report success for events nobody will ever read. Raises
+    :class:`~streamrec.kafka.runtime.StartupError` otherwise.
     """
-    from streamrec.kafka.runfile import run_file_path, running_system
+    from streamrec.kafka.runfile import find_broker, no_broker_found
     from streamrec.kafka.runtime import StartupError
 
     if settings.bootstrap_servers or throwaway:
         return settings
-    run = running_system(settings.state_dir)
-    if run is not None:
-        print(f"streamrec replay: publishing to the running streamrec {run.get('command', 'up')} (pid {run['pid']}) "
-              f"at {run['bootstrap_servers']}", file=sys.stderr, flush=True)
-        return settings.replace(bootstrap_servers=run["bootstrap_servers"])
-    raise StartupError(f"KAFKA_BOOTSTRAP_SERVERS is not set and no streamrec up is running on state directory "
-                       f"{settings.state_dir} (no live {run_file_path(settings.state_dir)}): start `streamrec up` "
-                       "first (or set STREAMREC_STATE_DIR to its state directory), set KAFKA_BOOTSTRAP_SERVERS, "
-                       "or pass --throwaway-broker to publish into a temporary broker that nothing reads")
+    found = find_broker(settings)
+    if found is not None:
+        address, how = found
+        print(f"streamrec replay: publishing to {how} at {address}", file=sys.stderr, flush=True)
+        return settings.replace(bootstrap_servers=address)
+    raise StartupError(f"{no_broker_found(settings)}, or pass --throwaway-broker to publish into a temporary "
+                       "broker that nothing reads")

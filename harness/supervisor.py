@@ -1,19 +1,20 @@
 """``streamrec up``: run the whole system, supervised, until interrupted.
 
-Starts the embedded broker (unless ``KAFKA_BOOTSTRAP_SERVERS`` names a cluster), creates
-the topics, then runs the streams worker, the learner and serving as child processes with
-the same settings. A child that dies is restarted with exponential backoff; Ctrl-C or
+Starts the embedded broker on ``STREAMREC_BROKER_PORT`` (19092 unless set) unless
+``KAFKA_BOOTSTRAP_SERVERS`` names a cluster, creates the topics, then runs the streams
+worker, the learner and serving as child processes with the same settings. A child that dies is restarted with exponential backoff; Ctrl-C or
 SIGTERM stops the children (SIGTERM, then SIGKILL after a grace period) and the broker.
 Each child's output goes to ``<state dir>/logs/<name>.log``.
 
 Start-up fails fast, with a message and exit status 2, when another ``up`` runs on the same
-state directory, when a process's HTTP port is taken, or when the configured broker does
+state directory, when a process's HTTP port or the embedded broker's port is taken (the
+message names the port and its setting), or when the configured broker does
 not answer; and if a process exits before its first ``/healthz`` answer, ``up`` stops
 everything and shows that process's log instead of restarting it forever. "is up" is
 printed once every process answers. The children and the embedded broker are tied to this
 process's lifetime (:mod:`streamrec.kafka.lifetime`): killed hard, it takes them with it. While
 it runs, ``<state dir>/run.json`` (:mod:`streamrec.kafka.runfile`) tells other commands where
-its broker is.
+its broker is; commands run elsewhere find it on the fixed port.
 """
 from __future__ import annotations
 
@@ -144,8 +145,9 @@ class Supervisor:
             time.sleep(0.5)
         return sorted(waiting)
 
-    def describe(self) -> str:
-        lines = [f"  Kafka           {self.settings.bootstrap_servers}"]
+    def describe(self, embedded: bool = False) -> str:
+        where = " (embedded, in memory; STREAMREC_BROKER_PORT)" if embedded else ""
+        lines = [f"  Kafka           {self.settings.bootstrap_servers}{where}"]
         for child in self.children:
             paths = "/recommendations, /metrics" if child.spec.name == "serving" else "/metrics, /healthz, /readyz"
             lines.append(f"  {child.spec.name:<15} {child.url}  ({paths}; log {child.log_path})")
@@ -175,7 +177,7 @@ def main(argv: list[str]) -> int:
     configure_logging(settings)
     preflight(settings, args.only)
     broker_pid: list[int] = []
-    with embedded_or_configured(settings, log_file=_broker_log(settings),
+    with embedded_or_configured(settings, log_file=_broker_log(settings), port=settings.broker_port,
                                 on_start=lambda b: broker_pid.append(b.pid)) as settings:
         require_broker(settings, args.timeout)
         sup = Supervisor(settings, args.only)
@@ -186,7 +188,8 @@ def main(argv: list[str]) -> int:
                            broker_pid=broker_pid[0] if broker_pid else None,
                            urls={c.spec.name: c.url for c in sup.children})
             note = f"\n  (not answering /healthz yet: {', '.join(late)})" if late else ""
-            print("streamrec is up:\n" + sup.describe() + note + "\nCtrl-C to stop.", flush=True)
+            print("streamrec is up:\n" + sup.describe(embedded=bool(broker_pid)) + note + "\nCtrl-C to stop.",
+                  flush=True)
             wait_for_signal()
         finally:
             print("stopping…", flush=True)
@@ -196,7 +199,12 @@ def main(argv: list[str]) -> int:
 
 
 def preflight(settings: Settings, only: list[str] | None = None) -> None:
-    """Refuse to start beside another ``up`` on this state directory or on a taken port."""
+    """Refuse to start beside another ``up`` on this state directory or on a taken port.
+
+    The embedded broker's port (``STREAMREC_BROKER_PORT``, when no Kafka is configured) is
+    checked with the processes' HTTP ports: taken, ``up`` names it instead of moving elsewhere,
+    where no client would look.
+    """
     from streamrec.kafka.runfile import run_file_path, running_system
     from streamrec.kafka.runtime import StartupError, check_port_free
 
@@ -210,6 +218,8 @@ def preflight(settings: Settings, only: list[str] | None = None) -> None:
         if not only or spec.name in only:
             env = Settings.__dataclass_fields__[spec.port_field].metadata["env"]
             check_port_free(settings.http_host, getattr(settings, spec.port_field), f"{spec.name} ({env})")
+    if not settings.bootstrap_servers and settings.broker_port:
+        check_port_free("127.0.0.1", settings.broker_port, "embedded broker (STREAMREC_BROKER_PORT)")
 
 
 def _answers(url: str) -> bool:

@@ -19,6 +19,12 @@ work, instead of after everything already queued. The time per answer is measure
 turn's start to the next while requests are waiting, so it includes everything else the loop
 does between answers (parsing, shedding, the request-topic agent, the replica's consumers).
 
+A request whose work ends in a wait on I/O (``POST /events`` waits for the broker's
+acknowledgement) gives its turn back before that wait: the middleware puts a callable under
+:data:`RELEASE_TURN` in the request, and calling it passes the turn on (later calls, and the
+middleware's own at the end, do nothing). The wait then holds up no one, and the time per
+answer keeps measuring work on the loop.
+
 Examples
 --------
 >>> import asyncio
@@ -40,6 +46,10 @@ import time
 from collections import deque
 from typing import Callable
 
+from aiohttp import web
+
+# Key of the request's "give my turn back now" callable (see the module docstring).
+RELEASE_TURN = web.RequestKey("release_turn", Callable[[], None])
 # Weight of the newest sample in the time-per-answer average: answers differ (k, filters,
 # cold users), so the estimate follows the mix of the last few dozen rather than the last one.
 _ALPHA = 0.1

@@ -7,6 +7,7 @@ Routes (the OpenAPI document at ``/openapi.json`` describes each):
   ``diversity``, ``exploration``, ``seed``, ``include_seen``);
 * ``GET /items/{item_id}/similar?k=10`` and ``GET /items/{item_id}``;
 * ``GET /users/{user_id}``;
+* ``POST /events``: one event or an array, written to ``events`` (:mod:`serving.events_api`);
 * ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` (:mod:`streamrec.observability.health`);
 * ``/admin/*`` behind a bearer token when ``STREAMREC_ADMIN_TOKEN`` is set (:mod:`serving.admin_api`).
 
@@ -15,7 +16,7 @@ are decoded by :func:`serving.request_model.decode_object`, which refuses deep n
 the json decoder recurses); a body over ``serving_max_body_bytes`` is a 413; anything
 unexpected is a 500 JSON and a log line, never a crash. Admission control
 (:mod:`serving.admission`) covers every route that computes an answer (``GET`` and ``POST
-/recommendations``, similar items, item, user): a request whose expected wait is over
+/recommendations``, similar items, item, user, ``POST /events``): a request whose expected wait is over
 ``serving_queue_target_s``, or that finds ``serving_max_in_flight`` ahead of it, is shed at
 once with 503 and ``Retry-After``; one that waited past ``serving_queue_timeout_s`` anyway is
 shed when its turn comes instead of worked on. Health, metrics and admin routes skip it.
@@ -30,7 +31,9 @@ from aiohttp import web
 
 from serving import metrics
 from serving.admin_api import add_admin_routes
-from serving.admission import Admission
+from serving.admission import RELEASE_TURN, Admission
+from serving.event_ingest import EventIngest
+from serving.events_api import ROUTE as EVENTS_ROUTE, add_event_routes, event_schema, events_path
 from serving.recommender_service import RecommenderService
 from serving.request_model import FIELDS, RequestError, decode_object, parse_request
 from streamrec.observability.health import add_health_routes
@@ -39,7 +42,7 @@ from streamrec.settings import Settings
 log = logging.getLogger(__name__)
 
 SERVICE_KEY = web.AppKey("service", RecommenderService)
-_ROUTE_NAMES = {"recommendations", "similar", "item", "user"}
+_ROUTE_NAMES = {"recommendations", "similar", "item", "user", EVENTS_ROUTE}
 
 
 def _error(status: int, message: str, field: str | None = None, headers: dict | None = None) -> web.Response:
@@ -61,12 +64,14 @@ def make_middlewares(settings: Settings):
         if route == "other":
             return (await _answer(request, handler, settings))[1]
         started = time.perf_counter()
+        if route == EVENTS_ROUTE:   # a body of events may be as large as one events message
+            request = request.clone(client_max_size=settings.max_message_bytes)
         try:
             # The body is read before the request queues: a slow sender must not hold the turn.
             if request.can_read_body:
                 await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return _counted(route, started, "client_error", _too_large(settings))
+            return _counted(route, started, "client_error", _too_large(request.client_max_size))
         arrived = admission.clock()
         reason, waited = await admission.admit(arrived)
         metrics.IN_FLIGHT.set(admission.queued)
@@ -76,11 +81,20 @@ def make_middlewares(settings: Settings):
             metrics.REQUESTS.labels("http", route, "shed").inc()
             return _error(503, "overloaded, retry later", None, {"Retry-After": "1"})
         metrics.QUEUE_WAIT.observe(waited)
+        released = False
+
+        def release_turn() -> None:   # once: by a handler that goes on to wait for I/O, else here
+            nonlocal released
+            if not released:
+                released = True
+                admission.done()
+                metrics.IN_FLIGHT.set(admission.queued)
+
+        request[RELEASE_TURN] = release_turn
         try:
             outcome, response = await _answer(request, handler, settings)
         finally:
-            admission.done()
-            metrics.IN_FLIGHT.set(admission.queued)
+            release_turn()
         return _counted(route, started, outcome, response)
 
     return [admission_and_errors]
@@ -92,18 +106,20 @@ def _counted(route: str, started: float, outcome: str, response: web.StreamRespo
     return response
 
 
-def _too_large(settings: Settings) -> web.Response:
-    return _error(413, f"request body larger than {settings.serving_max_body_bytes} bytes", "body")
+def _too_large(limit: int) -> web.Response:
+    return _error(413, f"request body larger than {limit} bytes", "body")
 
 
 async def _answer(request: web.Request, handler, settings: Settings) -> tuple[str, web.StreamResponse]:
     """Run ``handler``: (outcome, response), every exception turned into a JSON error response."""
     try:
-        return "ok", await handler(request)
+        response = await handler(request)
+        # A handler may answer an error itself (POST /events: 400 with every element's problem).
+        return ("ok" if response.status < 400 else "client_error" if response.status < 500 else "error"), response
     except RequestError as exc:
         return "client_error", _error(exc.status, exc.message, exc.field)
     except web.HTTPRequestEntityTooLarge:
-        return "client_error", _too_large(settings)
+        return "client_error", _too_large(request.client_max_size)
     except web.HTTPException as exc:
         return ("client_error" if exc.status < 500 else "error"), _error(exc.status, exc.reason, None)
     except Exception:
@@ -159,7 +175,8 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def build_app(service: RecommenderService, ready: Callable[[], list[str]],
-              notes: Callable[[], list[str]] | None = None) -> web.Application:
+              notes: Callable[[], list[str]] | None = None, ingest: EventIngest | None = None) -> web.Application:
+    """The HTTP application; ``ingest`` writes ``POST /events`` (None: that route answers 503)."""
     settings = service.settings
     app = web.Application(middlewares=make_middlewares(settings), client_max_size=settings.serving_max_body_bytes)
     app[SERVICE_KEY] = service
@@ -170,6 +187,7 @@ def build_app(service: RecommenderService, ready: Callable[[], list[str]],
     app.router.add_get("/items/{item_id}/similar", similar_items, name="similar")
     app.router.add_get("/items/{item_id}", item, name="item")
     app.router.add_get("/users/{user_id}", user, name="user")
+    add_event_routes(app, ingest or EventIngest(settings))
     app.router.add_get("/openapi.json", openapi)
     add_health_routes(app, ready, notes=notes)
     add_admin_routes(app, service.holder, settings.serving_admin_token)   # nothing when no token is set
@@ -261,11 +279,13 @@ def openapi_document(settings: Settings) -> dict:
                                          "responses": {"200": {"description": "recent items, last event time, "
                                                                               "counts, vector norm"},
                                                        "404": {"description": "no state for this user"}}}},
+            "/events": events_path(settings),
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "running"}}}},
             "/readyz": {"get": {"summary": "Ready once state and model are loaded",
                                 "responses": {"200": {"description": "ready"}, "503": {"description": "not yet"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
         },
         "components": {"schemas": {"Error": {"type": "object", "properties": {
-            "error": {"type": "string"}, "field": {"type": ["string", "null"]}}}}},
+            "error": {"type": "string"}, "field": {"type": ["string", "null"]}}},
+            "Event": event_schema(settings)}},
     }

@@ -30,6 +30,10 @@ QUEUE_WAIT = Histogram("streamrec_serving_queue_wait_seconds",
                        buckets=_LATENCY_BUCKETS)
 TIME_PER_ANSWER = Gauge("streamrec_serving_time_per_answer_seconds",
                         "Admission control's estimate of the event-loop time one HTTP answer takes.")
+EVENTS_RECEIVED = Counter(
+    "streamrec_serving_http_events",
+    "Events received by POST /events, by outcome (accepted: acknowledged by the broker; rejected: in a body "
+    "answered 400, nothing of it written; unacknowledged: not acknowledged in time, answered 503).", ["outcome"])
 COLD_START = Counter("streamrec_serving_cold_start", "Recommendations answered from trending (unknown users).")
 
 MODEL_VERSION = Gauge("streamrec_serving_model_version", "Model version serving answers (0: pre-model vectors).")

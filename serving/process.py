@@ -1,4 +1,4 @@
-"""One serving process: replica consumers, model holder, HTTP server and request agent.
+"""One serving process: replica consumers, model holder, HTTP server, request agent, event ingest.
 
 :class:`ServingProcess` starts and stops everything on the running event loop, so the same
 object serves ``streamrec serve``, the integration tests and the benchmark (in-process, on a
@@ -20,6 +20,7 @@ import faiss
 
 from aiohttp import web
 
+from serving.event_ingest import EventIngest
 from serving.http_api import build_app
 from serving.model_holder import ModelHolder
 from serving.recommender_service import RecommenderService
@@ -39,9 +40,11 @@ class ServingProcess:
         self.holder = ModelHolder(settings, self.replica)
         self.service = RecommenderService(settings, self.replica, self.holder)
         self.feeds = ReplicaFeeds(settings, self.replica, self.holder)
-        self.agent = RequestAgent(settings, self.service) if topic_agent else None
+        # Always built: its producer writes POST /events even when it answers no topic requests.
+        self.agent = RequestAgent(settings, self.service, answer=topic_agent)
         self.http_enabled = http
         self.watch = BrokerWatch(settings)
+        self.ingest = EventIngest(settings, broker_problem=self._broker_problem)
         self._watch_task: asyncio.Task | None = None
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -53,6 +56,10 @@ class ServingProcess:
 
     def not_ready(self) -> list[str]:
         return self.watch.reasons() + self.feeds.not_ready()
+
+    def _broker_problem(self) -> str | None:
+        # Only "unreachable": a broker that lost its data still takes new events.
+        return None if self.watch.reachable else self.watch.reasons()[0]
 
     def notes(self) -> list[str]:
         """What /readyz must tell although serving answers: a model whose catalogue is gone.
@@ -88,7 +95,7 @@ class ServingProcess:
         # HTTP first, so /readyz explains (503, "broker ... unreachable") while the broker
         # is not there yet; then wait for it (retrying with backoff, however long it takes).
         if self.http_enabled:
-            app = build_app(self.service, self.not_ready, self.notes)
+            app = build_app(self.service, self.not_ready, self.notes, self.ingest)
             self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port, backlog=1024)
@@ -98,19 +105,20 @@ class ServingProcess:
         await self.watch.wait_reachable()
         self._watch_task = asyncio.create_task(self.watch.run())
         await self.feeds.start()
-        if self.agent is not None:
-            await self.agent.start()
+        await self.agent.start()
+        self.ingest.enqueue = self.agent.enqueue
         return self
 
     async def wait_ready(self, timeout: float, *, agent: bool = False) -> None:
         """Wait until /readyz would answer 200 (and, with ``agent``, requests are assigned)."""
-        ok = await wait_until(lambda: not self.not_ready() and (not agent or self.agent is None
+        ok = await wait_until(lambda: not self.not_ready() and (not agent or not self.agent.answering
                                                                  or self.agent.assigned()), timeout)
         if not ok:
             raise TimeoutError(f"serving not ready after {timeout}s: {self.not_ready()}")
 
     async def stop(self) -> None:
         # Stop taking requests first, then the consumers that feed them.
+        self.ingest.enqueue = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -118,11 +126,10 @@ class ServingProcess:
             self._watch_task.cancel()
             await asyncio.gather(self._watch_task, return_exceptions=True)
             self._watch_task = None
-        if self.agent is not None:
-            try:
-                await self.agent.stop()
-            except Exception:
-                log.exception("request agent did not stop cleanly")
+        try:
+            await self.agent.stop()
+        except Exception:
+            log.exception("request agent did not stop cleanly")
         await self.feeds.stop()
         self.holder.close()
 

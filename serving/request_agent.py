@@ -21,6 +21,13 @@ full replica of all users' state (:mod:`serving.state_replica`), so whichever wo
 request's partition can answer it from the freshest state. Requests older than
 ``serving_request_timeout_s`` (the client has given up) are dropped and counted instead of
 answered, so a backlog after a restart drains quickly.
+
+The app's producer is serving's one Kafka producer: it sends the replies and, through
+:meth:`RequestAgent.enqueue`, the events of ``POST /events`` (:mod:`serving.event_ingest`).
+With ``answer=False`` (``streamrec serve --no-topic-agent``) the app runs that producer only.
+A message the producer cannot deliver within ``serving_ingest_timeout_s`` is given up (an
+error to its sender) rather than kept for Faust's default 20 minutes: a reply or an
+acknowledgement that late has no one waiting for it, and a stop would wait for it.
 """
 from __future__ import annotations
 
@@ -49,9 +56,10 @@ _MAX_REPLY_TOPICS = 256
 class RequestAgent:
     """The Faust app and agent answering ``rec-requests``."""
 
-    def __init__(self, settings: Settings, service: RecommenderService):
+    def __init__(self, settings: Settings, service: RecommenderService, answer: bool = True):
         self.settings = s = settings
         self.service = service
+        self.answering = answer
         (s.state_dir / "faust-serving").mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
             s.topic(SERVING_APP_ID), **faust_broker_kwargs(s), store="memory://", web_enabled=False,
@@ -60,14 +68,18 @@ class RequestAgent:
             broker_heartbeat_interval=max(0.5, s.session_timeout_s / 6),
             broker_request_timeout=max(30.0, s.session_timeout_s * 5),
             consumer_auto_offset_reset="earliest", key_serializer="raw", value_serializer="raw",
-            datadir=str(s.state_dir / "faust-serving"), producer_linger=0.0)
+            datadir=str(s.state_dir / "faust-serving"), producer_linger=0.0,
+            producer_request_timeout=s.serving_ingest_timeout_s)
         self.requests_topic = self.app.topic(s.topic(REC_REQUESTS), key_serializer="raw", value_serializer="raw",
                                              partitions=s.partitions)
         self.default_reply = s.topic(REC_RESPONSES)
         self._reply_topics: dict[str, faust.types.TopicT] = {}
         self._forbidden = {s.topic(t) for t in (EVENTS, EVENTS_DLQ, ITEMS, ITEMS_DLQ, MODEL_UPDATES, REC_REQUESTS)}
         self.answered = 0
-        self.app.agent(self.requests_topic, name="answer_requests")(self._agent)
+        if answer:
+            self.app.agent(self.requests_topic, name="answer_requests")(self._agent)
+        else:
+            self.app.producer_only = True   # no consumer, no group: the producer alone
 
     def assigned(self) -> bool:
         consumer = getattr(self.app, "_consumer", None)
@@ -76,6 +88,10 @@ class RequestAgent:
 
     async def start(self) -> None:
         await self.app.start()
+
+    async def enqueue(self, topic: str, key: bytes, value: bytes, partition: int):
+        """Queue one message on the app's producer; returns the future of its record metadata."""
+        return await self.app.producer.send(topic, key, value, partition, None, None)
 
     async def stop(self) -> None:
         await self.app.stop()

@@ -39,6 +39,11 @@ class Settings:
     bootstrap_servers: str | None = setting(
         None, "KAFKA_BOOTSTRAP_SERVERS",
         "Kafka cluster to use (host:port,...). Unset: start the embedded Tansu broker on loopback.")
+    broker_port: int = setting(
+        19092, "STREAMREC_BROKER_PORT",
+        "Loopback port of the embedded broker `streamrec up` and `demo` start (taken: they refuse to start). "
+        "With no KAFKA_BOOTSTRAP_SERVERS, clients and `replay` use the running `up` of their state directory "
+        "(its run file), else a broker listening on this port. 0: any free port, found through the run file only.")
     partitions: int = setting(
         4, "STREAMREC_PARTITIONS",
         "Partitions for topics created at start-up; the unit of parallelism for streams workers.")
@@ -258,6 +263,10 @@ class Settings:
         "Before any model: how often the index over deterministic vectors is rebuilt when items appear.")
     serving_request_timeout_s: float = setting(
         5.0, "STREAMREC_SERVING_REQUEST_TIMEOUT_S", "Client-side timeout for one recommendation request.")
+    serving_ingest_timeout_s: float = setting(
+        5.0, "STREAMREC_SERVING_INGEST_TIMEOUT_S",
+        "Longest POST /events waits for the broker to acknowledge its events, and how long serving's producer "
+        "keeps trying to deliver a message (events and request-topic replies); longer: 503.")
     serving_admin_token: str | None = setting(
         None, "STREAMREC_ADMIN_TOKEN",
         "Bearer token of the serving admin API (/admin/*: list, promote or roll back model versions, reload). "

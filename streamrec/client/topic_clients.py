@@ -4,6 +4,11 @@ The client reads its reply topic from the end offsets it takes when it starts (b
 request is sent), so a reply can never slip past it; replies for other request ids (other
 clients sharing ``rec-responses``) are skipped. Use a reply topic of your own (``reply_to``)
 when many clients run at once, so each reads only its own answers.
+
+With no ``settings`` (or settings with no ``KAFKA_BOOTSTRAP_SERVERS``) a client finds the
+running ``streamrec up`` itself (:func:`streamrec.kafka.runfile.find_broker`: the run file
+of its state directory, else the embedded broker's fixed port), so ``TopicRecClient()``
+needs no configuration beside a running ``up``.
 """
 from __future__ import annotations
 
@@ -48,10 +53,14 @@ def _decode_reply(value: bytes | None) -> dict | None:
 class _TopicClient:
     """Settings, timeout and topics of a topic client (the part both clients share)."""
 
-    def __init__(self, settings: Settings, reply_to: str | None = None, timeout: float | None = None):
-        if not settings.bootstrap_servers:
-            raise RecUnavailable("the topic client needs KAFKA_BOOTSTRAP_SERVERS")
-        self.settings = settings
+    def __init__(self, settings: Settings | None, reply_to: str | None = None, timeout: float | None = None):
+        from streamrec.kafka.runfile import find_broker, no_broker_found
+
+        settings = Settings.from_env() if settings is None else settings
+        found = find_broker(settings)
+        if found is None:
+            raise RecUnavailable(no_broker_found(settings))
+        self.settings = settings = settings.replace(bootstrap_servers=found[0])
         self.timeout = settings.serving_request_timeout_s if timeout is None else timeout
         self.requests_topic = settings.topic(REC_REQUESTS)
         self.reply_to = reply_to or settings.topic(REC_RESPONSES)
@@ -60,24 +69,30 @@ class _TopicClient:
 class TopicRecClient(_TopicClient):
     """Synchronous client: one request at a time, confluent-kafka underneath."""
 
-    def __init__(self, settings: Settings, reply_to: str | None = None, timeout: float | None = None):
-        from confluent_kafka import Consumer, Producer, TopicPartition
+    def __init__(self, settings: Settings | None = None, reply_to: str | None = None,
+                 timeout: float | None = None):
+        from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
         from streamrec.kafka.config import confluent_config, producer_config
 
         super().__init__(settings, reply_to, timeout)
+        settings = self.settings
         self._producer = Producer(producer_config(settings, **{"linger.ms": 0}))
         self._consumer = Consumer(confluent_config(settings, **{
             "group.id": f"streamrec-client-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
             "fetch.wait.max.ms": 10}))
-        metadata = self._consumer.list_topics(self.reply_to, timeout=10)
-        topic = metadata.topics.get(self.reply_to)
-        if topic is None or topic.error is not None or not topic.partitions:
-            raise RecUnavailable(f"reply topic {self.reply_to!r} does not exist")
-        assignment = []
-        for p in sorted(topic.partitions):
-            _, high = self._consumer.get_watermark_offsets(TopicPartition(self.reply_to, p), timeout=10)
-            assignment.append(TopicPartition(self.reply_to, p, high))
+        try:
+            metadata = self._consumer.list_topics(self.reply_to, timeout=10)
+            topic = metadata.topics.get(self.reply_to)
+            if topic is None or topic.error is not None or not topic.partitions:
+                raise RecUnavailable(f"reply topic {self.reply_to!r} does not exist")
+            assignment = []
+            for p in sorted(topic.partitions):
+                _, high = self._consumer.get_watermark_offsets(TopicPartition(self.reply_to, p), timeout=10)
+                assignment.append(TopicPartition(self.reply_to, p, high))
+        except KafkaException as exc:
+            self._consumer.close()
+            raise RecUnavailable(f"Kafka at {settings.bootstrap_servers} did not answer: {exc}") from None
         self._consumer.assign(assignment)
 
     def request_raw(self, value: bytes, request_id: str | None, key: bytes | None = None) -> dict:
@@ -112,7 +127,8 @@ class TopicRecClient(_TopicClient):
 class AsyncTopicRecClient(_TopicClient):
     """Asynchronous client: any number of requests in flight, matched by ``request_id``."""
 
-    def __init__(self, settings: Settings, reply_to: str | None = None, timeout: float | None = None):
+    def __init__(self, settings: Settings | None = None, reply_to: str | None = None,
+                 timeout: float | None = None):
         super().__init__(settings, reply_to, timeout)
         self._pending: dict[str | None, asyncio.Future] = {}
         self._producer = self._consumer = self._reader = None

@@ -12,8 +12,10 @@ Examples
 ...                         b' "timestamp": 1.5e9}', Settings())
 >>> ok[0].user_id, ok[0].item_id, bad
 ('1', 'a', [])
->>> parse_message(b'{"user_id": 1}', Settings())[1][0].reason
-'missing_field'
+>>> bad = parse_message(b'[{"user_id": 1, "item_id": "a", "event_type": "like", "timestamp": 1.5e9}]',
+...                     Settings())[1][0]
+>>> bad.reason, bad.index, bad.field
+('unknown_event_type', 0, 'event_type')
 """
 from __future__ import annotations
 
@@ -65,6 +67,7 @@ class Rejection:
     detail: str
     index: int | None = None  # position inside a packed batch, None for the whole message
     original: bytes | None = None  # the element's own JSON when it came from a packed batch
+    field: str | None = None  # the event field at fault (None: the message or element as a whole)
 
     def describe(self) -> str:
         where = "" if self.index is None else f" (element {self.index})"
@@ -72,31 +75,34 @@ class Rejection:
 
 
 class InvalidEvent(ValueError):
-    def __init__(self, reason: str, detail: str):
+    """One event fails the contract: ``reason`` (a :data:`REASONS` code), ``detail``, and the
+    ``field`` at fault when one is (``POST /events`` names it to the client)."""
+
+    def __init__(self, reason: str, detail: str, field: str | None = None):
         super().__init__(f"{reason}: {detail}")
-        self.reason, self.detail = reason, detail
+        self.reason, self.detail, self.field = reason, detail, field
 
 
 def _ident(obj: dict, name: str, max_len: int) -> str:
     v = obj[name]
     if isinstance(v, bool) or not isinstance(v, (str, int)):
-        raise InvalidEvent("bad_type", f"{name} must be a string or an integer, got {type(v).__name__}")
+        raise InvalidEvent("bad_type", f"{name} must be a string or an integer, got {type(v).__name__}", name)
     s = v if isinstance(v, str) else str(v)
     if not s or len(s) > max_len or not s.isprintable():
-        raise InvalidEvent("bad_id", f"{name} must be 1..{max_len} printable characters")
+        raise InvalidEvent("bad_id", f"{name} must be 1..{max_len} printable characters", name)
     return s
 
 
 def _number(obj: dict, name: str) -> float:
     v = obj[name]
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise InvalidEvent("bad_type", f"{name} must be a number, got {type(v).__name__}")
+        raise InvalidEvent("bad_type", f"{name} must be a number, got {type(v).__name__}", name)
     try:
         f = float(v)
     except OverflowError:   # JSON integers are unbounded; a float is not
-        raise InvalidEvent("number_too_large", f"{name} does not fit a 64-bit float") from None
+        raise InvalidEvent("number_too_large", f"{name} does not fit a 64-bit float", name) from None
     if not math.isfinite(f):
-        raise InvalidEvent("non_finite", f"{name} must be finite")
+        raise InvalidEvent("non_finite", f"{name} must be finite", name)
     return f
 
 
@@ -106,25 +112,26 @@ def validate(obj: Any, settings: Settings, now: float | None = None) -> Event:
         raise InvalidEvent("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
     for name in REQUIRED:
         if name not in obj or obj[name] is None:
-            raise InvalidEvent("missing_field", f"{name} is required")
+            raise InvalidEvent("missing_field", f"{name} is required", name)
     user_id = _ident(obj, "user_id", settings.max_id_length)
     item_id = _ident(obj, "item_id", settings.max_id_length)
     event_type = obj["event_type"]
     if not isinstance(event_type, str):
-        raise InvalidEvent("bad_type", "event_type must be a string")
+        raise InvalidEvent("bad_type", "event_type must be a string", "event_type")
     if event_type not in _EVENT_TYPES:
-        raise InvalidEvent("unknown_event_type", f"{event_type[:40]!r} is not one of {', '.join(EVENT_TYPES)}")
+        raise InvalidEvent("unknown_event_type", f"{event_type[:40]!r} is not one of {', '.join(EVENT_TYPES)}",
+                           "event_type")
     ts = _number(obj, "timestamp")
     now = time.time() if now is None else now
     if ts < settings.min_timestamp or ts > now + settings.max_future_skew_s:
-        raise InvalidEvent("timestamp_out_of_range", f"timestamp {ts} is outside the accepted range")
+        raise InvalidEvent("timestamp_out_of_range", f"timestamp {ts} is outside the accepted range", "timestamp")
     value = _number(obj, "value") if obj.get("value") is not None else None
     event_id = _ident(obj, "event_id", settings.max_id_length) if obj.get("event_id") is not None else None
     return Event(user_id, item_id, event_type, ts, value, event_id)
 
 
 def _reject_constant(name: str) -> float:
-    raise InvalidEvent("non_finite", f"{name} is not valid JSON")
+    raise InvalidEvent("non_finite", f"{name} is not valid JSON")   # which field: unknown while decoding
 
 
 def parse_message(raw: bytes | None, settings: Settings,
@@ -155,12 +162,12 @@ def parse_message(raw: bytes | None, settings: Settings,
                 events.append(validate(element, settings, now))
             except InvalidEvent as exc:
                 original = json.dumps(element, separators=(",", ":")).encode()
-                rejections.append(Rejection(exc.reason, exc.detail, i, original))
+                rejections.append(Rejection(exc.reason, exc.detail, i, original, exc.field))
         return events, rejections
     try:
         return [validate(doc, settings, now)], []
     except InvalidEvent as exc:
-        return [], [Rejection(exc.reason, exc.detail)]
+        return [], [Rejection(exc.reason, exc.detail, field=exc.field)]
 
 
 def encode_events(events: Iterable[Event | dict]) -> bytes:

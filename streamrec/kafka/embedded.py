@@ -1,8 +1,10 @@
 """The embedded Kafka-compatible broker: Tansu, on loopback, in memory.
 
-With no ``KAFKA_BOOTSTRAP_SERVERS`` the command line starts one of these on a free port and
-stops it on exit. It keeps data in memory only: a restart loses every topic. Run Apache
-Kafka (``docker-compose.yml``) for anything durable.
+With no ``KAFKA_BOOTSTRAP_SERVERS`` the command line starts one of these and stops it on
+exit: ``streamrec up`` and ``demo`` on ``STREAMREC_BROKER_PORT`` (19092 unless set, so
+clients find it), other commands on a free port (:func:`streamrec.kafka.runtime.embedded_or_configured`).
+It keeps data in memory only: a restart loses every topic. Run Apache Kafka
+(``docker-compose.yml``) for anything durable.
 
 Each start gets a cluster id of its own (``streamrec-<random>``), so a client holding
 offsets from an earlier broker (the learner's checkpoint) can tell that the log it knew is
@@ -55,7 +57,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class EmbeddedBroker:
-    """A Tansu broker subprocess bound to loopback."""
+    """A Tansu broker subprocess bound to loopback, on ``port`` (None: a free one)."""
 
     def __init__(self, port: int | None = None, host: str = "127.0.0.1", log_file: Path | None = None):
         self.host = host

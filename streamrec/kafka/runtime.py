@@ -23,22 +23,32 @@ from streamrec.settings import Settings
 log = logging.getLogger(__name__)
 
 
+BROKER_PORT_ENV = Settings.__dataclass_fields__["broker_port"].metadata["env"]
+
+
 class StartupError(RuntimeError):
     """A command cannot start; the message says why and what to do."""
 
 
 @contextlib.contextmanager
 def embedded_or_configured(settings: Settings, log_file=None,
-                           on_start=None) -> Iterator[Settings]:
+                           on_start=None, port: int | None = None) -> Iterator[Settings]:
     """Yield ``settings`` bound to a broker: the configured one, else an embedded one for the block.
 
+    ``port`` is the embedded broker's port: ``streamrec up`` and ``demo`` pass
+    ``settings.broker_port`` (a fixed default, so clients find the system without being told;
+    a taken port raises :class:`StartupError` naming it and ``STREAMREC_BROKER_PORT`` rather
+    than quietly moving elsewhere). None or 0: any free port, as for the throwaway brokers of
+    ``evaluate``, ``bench`` or a lone ``serve``, which nothing else should find or collide with.
     ``on_start(broker)`` is called with the embedded broker once it runs (not for a
     configured cluster), e.g. to record its pid.
     """
     if settings.bootstrap_servers:
         yield settings
         return
-    broker = EmbeddedBroker(log_file=log_file).start()
+    if port:
+        check_port_free("127.0.0.1", port, f"embedded broker ({BROKER_PORT_ENV})")
+    broker = EmbeddedBroker(port=port or None, log_file=log_file).start()
     log.info("no KAFKA_BOOTSTRAP_SERVERS: embedded broker (in memory) on %s", broker.bootstrap_servers)
     try:
         if on_start is not None:

@@ -2,7 +2,10 @@
 
 Real commands in real processes: ``streamrec up`` with its own embedded Tansu broker, killed
 hard the way a supervisor does; ``up``/``topics``/``replay`` against a taken port or an
-address where no broker listens; ``replay`` beside a running ``up``.
+address where no broker listens; ``replay`` beside a running ``up``; clients that find ``up``
+on the embedded broker's fixed port from another directory. Every ``up`` here gets its own
+broker port (``STREAMREC_BROKER_PORT`` 0 or a free one), so a system someone runs on this
+machine at the default port neither collides with the tests nor gets found by them.
 """
 from __future__ import annotations
 
@@ -49,7 +52,7 @@ def children(pid: int) -> list[int]:
 def command_env(state_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     env.update({"STREAMREC_STATE_DIR": str(state_dir), "STREAMREC_DATA_DIR": str(DATA_DIR),
-                "PYTHONUNBUFFERED": "1", **extra})
+                "PYTHONUNBUFFERED": "1", "STREAMREC_BROKER_PORT": "0", **extra})
     return env
 
 
@@ -59,10 +62,13 @@ def run(args: list[str], env: dict[str, str], timeout: float = 120.0) -> subproc
 
 
 @pytest.fixture
-def up_serving(tmp_path):
-    """``streamrec up --only serving`` with its embedded broker, in a process group of its own."""
+def up_serving(tmp_path, request):
+    """``streamrec up --only serving`` with its embedded broker, in a process group of its own.
+
+    Indirect parameter: extra environment (e.g. a fixed ``STREAMREC_BROKER_PORT``).
+    """
     state = tmp_path / "state"
-    env = command_env(state, STREAMREC_HTTP_PORT=str(free_port()))
+    env = command_env(state, STREAMREC_HTTP_PORT=str(free_port()), **getattr(request, "param", {}))
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "up", "--only", "serving"], env=env,
                             stdout=open(tmp_path / "up.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
     left: list[int] = []
@@ -92,6 +98,47 @@ def test_replay_and_a_second_up_find_the_running_up(up_serving):
     summary = json.loads(replay.stdout.strip().splitlines()[-1])
     assert summary["events"] == 300 and summary["bootstrap_servers"] == run_file["bootstrap_servers"]
     assert summary["broker"] == "kept" and f"pid {proc.pid}" in replay.stderr
+
+
+FIXED_PORT = free_port()
+
+
+@pytest.mark.parametrize("up_serving", [{"STREAMREC_BROKER_PORT": str(FIXED_PORT)}], indirect=True)
+def test_clients_elsewhere_find_up_on_the_fixed_broker_port(up_serving, tmp_path, monkeypatch):
+    proc, run_file, env, state = up_serving
+    assert run_file["bootstrap_servers"] == f"127.0.0.1:{FIXED_PORT}"
+    printed = f"127.0.0.1:{FIXED_PORT} (embedded, in memory; STREAMREC_BROKER_PORT)"
+    assert wait_until(lambda: printed in (tmp_path / "up.log").read_text(), 30, interval=0.1)
+    elsewhere = command_env(tmp_path / "elsewhere", STREAMREC_BROKER_PORT=str(FIXED_PORT))   # no run file there
+    answer = run(["recommend", "--user", "nobody", "--via", "topic", "--json", "--timeout", "20"], elsewhere)
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout)["user_id"] == "nobody"
+    replay = run(["replay", "--limit", "50"], elsewhere)
+    assert replay.returncode == 0 and "STREAMREC_BROKER_PORT" in replay.stderr, replay.stderr
+    assert json.loads(replay.stdout.strip().splitlines()[-1])["broker"] == "kept"
+    for name, value in elsewhere.items():
+        if name.startswith("STREAMREC_"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    from streamrec.client import TopicRecClient
+
+    with TopicRecClient(timeout=20) as client:   # no settings at all
+        assert client.recommend("nobody", k=3)["user_id"] == "nobody"
+
+
+def test_up_refuses_a_taken_broker_port_in_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(["up"], command_env(tmp_path / "state", STREAMREC_BROKER_PORT=str(port),
+                                         STREAMREC_HTTP_PORT=str(free_port()),
+                                         STREAMREC_LEARNER_PORT=str(free_port()),
+                                         STREAMREC_STREAMS_PORT=str(free_port())), timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert f"port {port}" in line and "STREAMREC_BROKER_PORT" in line
+    assert running_system(tmp_path / "state") is None
 
 
 @pytest.mark.parametrize("how", ["sigkill", "group-sigterm-then-sigkill"])
@@ -130,7 +177,10 @@ def test_up_refuses_a_taken_port_before_starting_anything(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run(["up"], command_env(tmp_path / "state", STREAMREC_HTTP_PORT=str(port)), timeout=60)
+        # The other processes' ports free, whatever else runs on this machine: the taken one is the finding.
+        result = run(["up"], command_env(tmp_path / "state", STREAMREC_HTTP_PORT=str(port),
+                                         STREAMREC_STREAMS_PORT=str(free_port()),
+                                         STREAMREC_LEARNER_PORT=str(free_port())), timeout=60)
     assert result.returncode == 2
     assert f"port {port}" in result.stderr and "STREAMREC_HTTP_PORT" in result.stderr
     assert "is up" not in result.stdout and "Traceback" not in result.stderr

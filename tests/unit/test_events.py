@@ -134,3 +134,27 @@ def test_dead_letters_too_big_to_copy_become_small_records_keyed_by_position():
     assert small.value() == b"1" and small.key() == b"events/0/4/0"
     moved = Reroute(Event("u", "i", "view", 1e9), 3, (1, 70, 2))
     assert json.loads(moved.value())["event_id"] == "rerouted:1:70:2" and moved.key() == b"u"
+
+
+@pytest.mark.parametrize("raw, field", [
+    (json.dumps({"user_id": "u"}).encode(), "item_id"),
+    (ok(user_id=True), "user_id"),
+    (ok(event_type="like"), "event_type"),
+    (ok(timestamp=-5), "timestamp"),
+    (ok(value="cheap"), "value"),
+    (ok(event_id=""), "event_id"),
+    (b"42", None),
+])
+def test_rejections_name_the_field_at_fault(raw, field):
+    assert parse_message(raw, S, now=NOW)[1][0].field == field
+    packed = b"[" + ok() + b"," + raw + b"]"
+    [rejection] = parse_message(packed, S, now=NOW)[1]
+    assert (rejection.index, rejection.field) == (1, field)
+
+
+def test_docstring_examples():
+    import doctest
+
+    import streamrec.contracts.events
+
+    assert doctest.testmod(streamrec.contracts.events).failed == 0
