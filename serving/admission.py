@@ -23,7 +23,10 @@ A request whose work ends in a wait on I/O (``POST /events`` waits for the broke
 acknowledgement) gives its turn back before that wait: the middleware puts a callable under
 :data:`RELEASE_TURN` in the request, and calling it passes the turn on (later calls, and the
 middleware's own at the end, do nothing). The wait then holds up no one, and the time per
-answer keeps measuring work on the loop.
+answer keeps measuring work on the loop. A request that waits and then works (a
+recommendation asked ``after=`` a write waits for serving to apply it) uses
+:data:`WAIT_OUTSIDE_TURN` instead: its turn is given back for the wait and the request queues
+again afterwards, where it may be shed (:class:`Shed`) like any arrival.
 
 Examples
 --------
@@ -44,15 +47,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from typing import Callable
+from typing import Awaitable, Callable
 
 from aiohttp import web
 
 # Key of the request's "give my turn back now" callable (see the module docstring).
 RELEASE_TURN = web.RequestKey("release_turn", Callable[[], None])
+# Key of the request's "await this without holding a turn, then queue again" callable.
+WAIT_OUTSIDE_TURN = web.RequestKey("wait_outside_turn", Callable[[Awaitable], Awaitable])
 # Weight of the newest sample in the time-per-answer average: answers differ (k, filters,
 # cold users), so the estimate follows the mix of the last few dozen rather than the last one.
 _ALPHA = 0.1
+
+
+class Shed(Exception):
+    """A request that queued again after a wait outside its turn was shed (the reason)."""
 
 
 class Admission:

@@ -31,11 +31,11 @@ from aiohttp import web
 
 from serving import metrics
 from serving.admin_api import add_admin_routes
-from serving.admission import RELEASE_TURN, Admission
+from serving.admission import RELEASE_TURN, WAIT_OUTSIDE_TURN, Admission, Shed
 from serving.event_ingest import EventIngest
 from serving.events_api import ROUTE as EVENTS_ROUTE, add_event_routes, event_schema, events_path
 from serving.recommender_service import RecommenderService
-from serving.request_model import FIELDS, RequestError, decode_object, parse_request
+from serving.request_model import FIELDS, RecRequest, RequestError, decode_object, parse_request
 from streamrec.observability.health import add_health_routes
 from streamrec.settings import Settings
 
@@ -90,9 +90,24 @@ def make_middlewares(settings: Settings):
                 admission.done()
                 metrics.IN_FLIGHT.set(admission.queued)
 
+        async def wait_outside_turn(awaitable: Awaitable):
+            nonlocal released
+            release_turn()
+            result = await awaitable
+            reason, _ = await admission.admit(admission.clock())
+            if reason is not None:
+                raise Shed(reason)
+            released = False
+            return result
+
         request[RELEASE_TURN] = release_turn
+        request[WAIT_OUTSIDE_TURN] = wait_outside_turn
         try:
             outcome, response = await _answer(request, handler, settings)
+        except Shed as exc:
+            metrics.SHED.labels(str(exc)).inc()
+            metrics.REQUESTS.labels("http", route, "shed").inc()
+            return _error(503, "overloaded, retry later", None, {"Retry-After": "1"})
         finally:
             release_turn()
         return _counted(route, started, outcome, response)
@@ -142,15 +157,24 @@ def _k(request: web.Request, settings: Settings) -> int:
 
 async def recommendations_get(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
-    req = parse_request(dict(request.query), service.settings)
-    return web.json_response(service.recommend(req))
+    return await _recommend(request, parse_request(dict(request.query), service.settings))
 
 
 async def recommendations_post(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     doc = {**dict(request.query), **await _read_json(request)}
-    req = parse_request(doc, service.settings)
-    return web.json_response(service.recommend(req))
+    return await _recommend(request, parse_request(doc, service.settings))
+
+
+async def _recommend(request: web.Request, req: RecRequest) -> web.Response:
+    """Answer ``req``; asked ``after`` a write, once serving applied it (or said ``stale``)."""
+    service = request.app[SERVICE_KEY]
+    if req.after is None:
+        return web.json_response(service.recommend(req))
+    applied = service.replica.applied
+    waited = applied.covers(dict(req.after)) or await request[WAIT_OUTSIDE_TURN](
+        applied.wait(dict(req.after), service.settings.serving_read_your_writes_wait_s))
+    return web.json_response({**service.recommend(req), "stale": not waited})
 
 
 async def similar_items(request: web.Request) -> web.Response:
@@ -207,7 +231,9 @@ def _recommendations_schema() -> dict:
                            "model_version": {"type": "integer"},
                            "state_time": {"type": ["number", "null"],
                                           "description": "event time of the newest event applied for the user"},
-                           "served_at": {"type": "number"}}}
+                           "served_at": {"type": "number"},
+                           "stale": {"type": "boolean", "description": "only when asked after= a write: true "
+                                     "when serving had not applied it within the wait"}}}
 
 
 def _request_options(settings: Settings) -> dict:
@@ -218,7 +244,10 @@ def _request_options(settings: Settings) -> dict:
                "exclude_tags": list_or_csv, "require_tags": list_or_csv,
                "diversity": {"type": "number", "minimum": 0, "maximum": 1},
                "exploration": {"type": "number", "minimum": 0, "maximum": 1},
-               "seed": {"type": "integer", "minimum": 0}, "include_seen": {"type": "boolean"}}
+               "seed": {"type": "integer", "minimum": 0}, "include_seen": {"type": "boolean"},
+               "after": {"type": "string", "pattern": "^(p[0-9]+:[0-9]+(,p[0-9]+:[0-9]+)*)?$",
+                         "description": "consistency token of a write (POST /events answers one): answer "
+                                        "once serving applied it, or say stale"}}
     assert set(options) == set(FIELDS)
     return options
 

@@ -84,6 +84,8 @@ class ReplicaFeeds:
         applied = 0
         for msg in messages:
             applied += _guarded("events", msg, self.replica.apply_events, tp.partition, msg.offset, msg.value) or 0
+        if messages:   # after the whole batch: a read-your-writes answer sees all of it
+            self.replica.applied.advance(tp.partition, messages[-1].offset)
         if messages and messages[-1].timestamp and messages[-1].timestamp > 0:
             lag = max(0.0, time.time() - messages[-1].timestamp / 1000.0)
             metrics.FRESHNESS_LAG.observe(lag)

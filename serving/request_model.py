@@ -38,13 +38,15 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from streamrec.contracts.consistency import parse_token
 from streamrec.settings import Settings
 
 MAX_LIST = 1000
 MAX_REQUEST_ID = 128
 FIELDS = ("request_id", "user_id", "k", "exclude_items", "require_items", "exclude_tags", "require_tags",
-          "diversity", "exploration", "seed", "include_seen")
-TOPIC_FIELDS = FIELDS + ("reply_to",)
+          "diversity", "exploration", "seed", "include_seen", "after")
+# The request topic answers in arrival order from one agent, so it does not wait for writes.
+TOPIC_FIELDS = tuple(f for f in FIELDS if f != "after") + ("reply_to",)
 # A valid request is an object holding lists of ids: depth 2. The bound leaves room for
 # clients that wrap requests, while keeping the json decoder far from the recursion limit.
 MAX_DEPTH = 32
@@ -153,6 +155,8 @@ class RecRequest:
     exploration: float | None = None
     seed: int | None = None
     include_seen: bool = False
+    # A consistency token's positions: answer once serving applied ``events`` up to them.
+    after: tuple[tuple[int, int], ...] | None = None
 
 
 def _ident(value: Any, field: str, max_len: int) -> str:
@@ -210,6 +214,19 @@ def _bool(value: Any, field: str) -> bool:
     raise RequestError(field, "must be true or false")
 
 
+def _after(value: Any, partitions: int) -> tuple[tuple[int, int], ...]:
+    if not isinstance(value, str):
+        raise RequestError("after", "must be a consistency token string such as p0:17,p3:9")
+    try:
+        positions = parse_token(value)
+    except ValueError as exc:
+        raise RequestError("after", str(exc)) from None
+    beyond = [p for p in positions if p >= partitions]
+    if beyond:
+        raise RequestError("after", f"partition {beyond[0]} does not exist (events has {partitions})")
+    return tuple(sorted(positions.items()))
+
+
 def parse_request(doc: Any, settings: Settings, *, allowed: tuple[str, ...] = FIELDS) -> RecRequest:
     """Validate a request document (JSON object or query mapping) into a :class:`RecRequest`."""
     if not isinstance(doc, Mapping):
@@ -232,6 +249,8 @@ def parse_request(doc: Any, settings: Settings, *, allowed: tuple[str, ...] = FI
         opt["seed"] = _int(doc["seed"], "seed", 0, 2**63 - 1)
     if doc.get("include_seen") is not None:
         opt["include_seen"] = _bool(doc["include_seen"], "include_seen")
+    if doc.get("after") is not None:
+        opt["after"] = _after(doc["after"], settings.partitions)
     for name in ("exclude_items", "require_items", "exclude_tags", "require_tags"):
         if doc.get(name) is not None:
             opt[name] = _id_set(doc[name], name, max_id)

@@ -58,6 +58,7 @@ import logging
 
 import numpy as np
 
+from serving.applied_positions import AppliedPositions
 from serving import metrics
 from streamrec.contracts.events import Event, decode_message
 from streamrec.contracts.items import InvalidItem, Item, decode_item_message
@@ -98,6 +99,7 @@ class StateReplica:
                           coverage=metrics.CATALOGUE_COVERAGE)
         self.cooccurrence = Cooccurrence.from_settings(settings) if settings.cooccurrence_weight > 0 else None
         self.events_applied = 0
+        self.applied = AppliedPositions()   # how far the events feed got, for read-your-writes
         self.rejected = 0
         self.misrouted = 0
 

@@ -248,6 +248,10 @@ class Settings:
         0.05, "STREAMREC_SERVING_QUEUE_TARGET_S",
         "An HTTP request whose expected wait for its turn (requests ahead x measured time per answer) "
         "is over this is shed at once with 503 and Retry-After.")
+    serving_read_your_writes_wait_s: float = setting(
+        1.0, "STREAMREC_SERVING_READ_YOUR_WRITES_WAIT_S",
+        "A recommendation asked after= a consistency token waits at most this long for serving to apply "
+        "those events (outside the admission queue), then answers with \"stale\": true.")
     serving_queue_timeout_s: float = setting(
         0.25, "STREAMREC_SERVING_QUEUE_TIMEOUT_S",
         "An admitted HTTP request that has waited longer than this when its turn comes (a stall) is "

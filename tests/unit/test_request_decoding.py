@@ -6,7 +6,8 @@ import json
 import pytest
 from hypothesis import given, strategies as st
 
-from serving.request_model import MAX_DEPTH, BodyTooDeep, RequestError, decode_object, parse_request
+from serving.request_model import (MAX_DEPTH, TOPIC_FIELDS, BodyTooDeep, RequestError, decode_object,
+                                   parse_request)
 from streamrec.settings import Settings
 
 SETTINGS = Settings()
@@ -99,3 +100,17 @@ def test_any_object_is_decoded_or_refused_by_its_real_depth(value, wrap):
             decode_object(raw)
     else:
         assert decode_object(raw) == doc
+
+
+def test_after_is_a_consistency_token_of_existing_partitions_and_http_only():
+    settings = Settings(partitions=4)
+    req = parse_request({"user_id": "u", "after": "p3:9,p0:17"}, settings)
+    assert req.after == ((0, 17), (3, 9))
+    assert parse_request({"user_id": "u"}, settings).after is None
+    for bad in ("p4:1", "p0:x", "17", 17, ["p0:1"]):
+        with pytest.raises(RequestError) as caught:
+            parse_request({"user_id": "u", "after": bad}, settings)
+        assert caught.value.field == "after"
+    with pytest.raises(RequestError) as caught:   # the topic path answers in order: it does not wait
+        parse_request({"user_id": "u", "after": "p0:1"}, settings, allowed=TOPIC_FIELDS)
+    assert caught.value.field == "after"
