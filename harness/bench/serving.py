@@ -257,7 +257,8 @@ def _event_to_visible(settings: Settings, replica, users: list[str], n_items: in
 
 
 def _run_async(func, *args):
-    return asyncio.run(func(*args))
+    result = func(*args)
+    return asyncio.run(result) if asyncio.iscoroutine(result) else result
 
 
 def _in_subprocess(func, *args) -> dict[str, Any]:
@@ -278,6 +279,7 @@ def run_serving_bench(settings: Settings, *, rate: float = 500.0, duration_s: fl
 
     import faiss
 
+    from harness.bench.read_your_writes import read_your_writes
     from serving.process import ServingThread
     from streamrec.kafka.embedded import free_port
 
@@ -302,6 +304,7 @@ def run_serving_bench(settings: Settings, *, rate: float = 500.0, duration_s: fl
         rows = [_in_subprocess(_http_load, serving.url, users, rate, int(rate * duration_s)),
                 _in_subprocess(_topic_load, settings, users, topic_rate, int(topic_rate * topic_duration_s)),
                 _event_to_visible(settings, replica, users, n_items, event_rate, n_events, seed),
+                _in_subprocess(read_your_writes, serving.url, settings, users, n_items, event_rate, 400),
                 # Last: the shedding it provokes must not disturb the other measurements.
                 _in_subprocess(_http_overload, serving.url, users, overload_factor, overload_duration_s,
                                settings.serving_request_timeout_s)]
@@ -342,6 +345,12 @@ def format_table(result: dict[str, Any]) -> str:
                          f"max {ms(row['shed_max_ms'])} ms; {row['over_client_timeout']} over the "
                          f"{row['client_timeout_s']:g} s client timeout; statuses {row['statuses']}; "
                          f"generator sent p99 {ms(row['generator_lag_p99_ms'])} ms late")
+        if row["path"] == "read_your_writes":
+            lines.append(f"read-your-writes at {row['target_rate']:,.0f} events/s: answer after the write's ack, "
+                         f"with after= p50 {ms(row['after_p50_ms'])} / p99 {ms(row['after_p99_ms'])} ms "
+                         f"({row['stale']} stale), without p50 {ms(row['plain_p50_ms'])} / p99 "
+                         f"{ms(row['plain_p99_ms'])} ms ({row['plain_missed_own_event']} still showed the "
+                         f"item just bought)")
     lines.append(f"targets: HTTP p99 < {t['http_p99_ms']:.0f} ms at 500 req/s; "
                  f"event-to-visible p99 < {t['event_to_visible_p99_ms']:.0f} ms at 1,000 events/s")
     if "overload_accepted_p99_ms" in t:
