@@ -137,6 +137,22 @@ class Learner:
         events.subscribe([s.topic(EVENTS)], on_assign=on_assign)
         return events
 
+    def _log_holds(self, topic: str, partition: int, offset: int, timeout_s: float = 5.0) -> bool:
+        """Whether the broker still has the record at ``offset`` (fetched, not inferred)."""
+        probe = Consumer(confluent_config(self.settings, **{
+            "group.id": self.settings.topic(f"{self.settings.learner_group_id}-probe"),
+            "enable.auto.commit": False, "auto.offset.reset": "error"}))
+        try:
+            probe.assign([TopicPartition(topic, partition, offset)])
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                message = probe.poll(0.2)
+                if message is not None:   # an error here is the offset out of range: not held
+                    return message.error() is None and message.offset() == offset
+            return False
+        finally:
+            probe.close()
+
     def _reconcile_offsets(self, consumer: Consumer) -> None:
         """Read from the earliest offset where the checkpoint's offsets point into a lost log."""
         topic = self.settings.topic(EVENTS)
@@ -144,6 +160,12 @@ class Learner:
         ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
                 for p in meta.topics[topic].partitions}
         stale = stale_offsets(self.trainer.offsets, topic, ends, self.cluster_id, meta.cluster_id)
+        if not (self.cluster_id and meta.cluster_id and self.cluster_id != meta.cluster_id):
+            # Same cluster: an offset "beyond the end" may still be real, since a high watermark
+            # can be reported per record batch rather than per record (the embedded broker's
+            # is). Ask the log itself for the last record the checkpoint says it read.
+            stale = {key: why for key, why in stale.items()
+                     if not self._log_holds(topic, int(key.rsplit(":", 1)[1]), self.trainer.offsets[key] - 1)}
         self.cluster_id = meta.cluster_id or self.cluster_id
         if not stale:
             return

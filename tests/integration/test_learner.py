@@ -127,7 +127,10 @@ def test_learner_publishes_verified_versions_and_resumes(settings, ml100k):
     catalogue = wait_for(consumer, lambda a: a.version > last_version and a.scores.get("kind") == "catalogue")
     assert "brand-new" in load_version(catalogue).item_ids
     assert catalogue.scores["gate"] == "skipped"
-    time.sleep(1.0)
+    # The log is the same: no offset may be taken for lost, though the embedded broker reports
+    # a high watermark per record batch (below the offsets read), and no event is read again.
+    assert second.resume_notes == []
+    time.sleep(3.0)
     assert second.trainer.events_seen == N_EVENTS
     second.stop()
     thread.join(60)
