@@ -229,7 +229,7 @@ def _recommendations_schema() -> dict:
             "properties": {"request_id": {"type": "string"}, "user_id": {"type": "string"},
                            "items": {"type": "array", "items": item_schema},
                            "model_version": {"type": "integer"},
-                           "state_time": {"type": ["number", "null"],
+                           "state_time": {"type": "number", "nullable": True,
                                           "description": "event time of the newest event applied for the user"},
                            "served_at": {"type": "number"},
                            "stale": {"type": "boolean", "description": "only when asked after= a write: true "
@@ -315,6 +315,6 @@ def openapi_document(settings: Settings) -> dict:
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
         },
         "components": {"schemas": {"Error": {"type": "object", "properties": {
-            "error": {"type": "string"}, "field": {"type": ["string", "null"]}}},
+            "error": {"type": "string"}, "field": {"type": "string", "nullable": True}}},
             "Event": event_schema(settings)}},
     }
