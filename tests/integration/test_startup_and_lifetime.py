@@ -126,15 +126,21 @@ def test_clients_elsewhere_find_up_on_the_fixed_broker_port(up_serving, tmp_path
         assert client.recommend("nobody", k=3)["user_id"] == "nobody"
 
 
-def test_up_refuses_a_taken_broker_port_in_one_line(tmp_path):
+def _up_with_a_taken_port(tmp_path, setting: str):
+    """Run ``up`` with ``setting``'s port held by someone else; every other port free, whatever
+    else runs on this machine: the taken one is the finding. Returns (port, result)."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run(["up"], command_env(tmp_path / "state", STREAMREC_BROKER_PORT=str(port),
-                                         STREAMREC_HTTP_PORT=str(free_port()),
-                                         STREAMREC_LEARNER_PORT=str(free_port()),
-                                         STREAMREC_STREAMS_PORT=str(free_port())), timeout=60)
+        ports = {name: str(free_port()) for name in ("STREAMREC_HTTP_PORT", "STREAMREC_LEARNER_PORT",
+                                                     "STREAMREC_STREAMS_PORT")}
+        ports[setting] = str(port)
+        return port, run(["up"], command_env(tmp_path / "state", **ports), timeout=60)
+
+
+def test_up_refuses_a_taken_broker_port_in_one_line(tmp_path):
+    port, result = _up_with_a_taken_port(tmp_path, "STREAMREC_BROKER_PORT")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     [line] = result.stderr.strip().splitlines()
     assert f"port {port}" in line and "STREAMREC_BROKER_PORT" in line
@@ -173,14 +179,7 @@ def test_broker_started_from_a_short_lived_thread_lives_on():
 
 
 def test_up_refuses_a_taken_port_before_starting_anything(tmp_path):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        # The other processes' ports free, whatever else runs on this machine: the taken one is the finding.
-        result = run(["up"], command_env(tmp_path / "state", STREAMREC_HTTP_PORT=str(port),
-                                         STREAMREC_STREAMS_PORT=str(free_port()),
-                                         STREAMREC_LEARNER_PORT=str(free_port())), timeout=60)
+    port, result = _up_with_a_taken_port(tmp_path, "STREAMREC_HTTP_PORT")
     assert result.returncode == 2
     assert f"port {port}" in result.stderr and "STREAMREC_HTTP_PORT" in result.stderr
     assert "is up" not in result.stdout and "Traceback" not in result.stderr
