@@ -179,10 +179,9 @@ class RecommenderService:
             self._co_rows = (bundle, to_bundle)
         rows, scores = co.neighbour_scores(history)
         to_bundle = self._co_rows[1]
-        rows = np.where(rows < len(to_bundle), to_bundle[np.minimum(rows, len(to_bundle) - 1)], -1)
-        known = rows >= 0
-        order = np.argsort(rows[known], kind="stable")
-        return rows[known][order], scores[known][order]
+        rows, scores = rows[rows < len(to_bundle)], scores[rows < len(to_bundle)]   # items newer than the map
+        known = to_bundle[rows] >= 0
+        return to_bundle[rows][known], scores[known]
 
     @staticmethod
     def _vectors_or_zeros(bundle: ModelBundle, ids: list[str]) -> np.ndarray:

