@@ -5,7 +5,8 @@ Set-up: a synthetic model version with ``n_items`` items (random unit vectors,
 serving process started in this process (its own thread and event loop, on a free loopback
 port). Then four measurements:
 
-* **HTTP**: an aiohttp load generator sends ``GET /recommendations?user_id=U&k=10`` at a
+* **HTTP**: a load generator (:mod:`harness.bench.http_load`, lean so that its own cost is
+  not charged to the server) sends ``GET /recommendations?user_id=U&k=10`` at a
   fixed rate (open loop: request *i* is due at ``t0 + i / rate``; latency runs from the due
   time, so a stall shows up in the tail instead of silently lowering the rate);
 * **topic**: the same through :class:`~streamrec.client.AsyncTopicRecClient`
@@ -34,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.bench.http_load import HttpLoadClient
 from harness.bench.plots import latency_quantiles
 from streamrec.settings import Settings
 
@@ -100,20 +102,15 @@ async def at_fixed_rate(one, rate: float, count: int) -> float:
 async def _open_loop_http(url: str, users: list[str], rate: float, count: int,
                           timeout: float) -> tuple[dict[str, list[float]], float]:
     """``count`` GETs at ``rate``: latencies from each due time by status (or error kind), elapsed s."""
-    import aiohttp
-
     by_status: dict[str, list[float]] = {"lag": []}   # "lag": how late the generator sent each request
     # As many connections as the issue's 512 clients: a shortage would queue requests in the
     # generator, and the wait would be charged to the server.
-    connector = aiohttp.TCPConnector(limit=512)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+    async with HttpLoadClient.for_url(url, max_connections=512) as client:
         async def one(i: int, due: float) -> None:
             by_status["lag"].append(time.perf_counter() - due)
             try:
-                async with session.get(f"{url}/recommendations", params={"user_id": users[i % len(users)],
-                                                                         "k": "10"}) as response:
-                    await response.read()
-                    status = str(response.status)
+                status = await client.get("/recommendations", {"user_id": users[i % len(users)], "k": "10"},
+                                          timeout=timeout)
             except asyncio.TimeoutError:
                 status = "timeout"
             except Exception as exc:
@@ -134,21 +131,17 @@ async def _http_load(url: str, users: list[str], rate: float, count: int) -> dic
 
 async def _http_capacity(url: str, users: list[str], concurrency: int, duration_s: float) -> float:
     """Answers per second of ``concurrency`` closed-loop clients: the rate serving sustains."""
-    import aiohttp
-
     answered = 0
     deadline = time.perf_counter() + duration_s
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
-        async def client(n: int) -> None:
+    async with HttpLoadClient.for_url(url, max_connections=concurrency) as client:
+        async def one_client(n: int) -> None:
             nonlocal answered
             while time.perf_counter() < deadline:
-                async with session.get(f"{url}/recommendations", params={"user_id": users[n % len(users)],
-                                                                         "k": "10"}) as response:
-                    await response.read()
-                    answered += response.status == 200
+                status = await client.get("/recommendations", {"user_id": users[n % len(users)], "k": "10"})
+                answered += status == "200"
                 n += concurrency
 
-        await asyncio.gather(*(client(n) for n in range(concurrency)))
+        await asyncio.gather(*(one_client(n) for n in range(concurrency)))
     return answered / duration_s
 
 
