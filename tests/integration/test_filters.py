@@ -112,6 +112,19 @@ def test_filtered_answers_over_http_and_the_request_topic(serving):
     assert http(f"{base}/items/bad")[0] == 404
 
 
+def test_the_command_line_passes_filters(serving, capsys):
+    from harness.recommend_cli import main
+
+    assert main(["--user", "reader", "--k", "5", "--url", serving.url, "--json",
+                 "--filters", json.dumps({"category": "rare"})]) == 0
+    assert sorted(_ids(json.loads(capsys.readouterr().out))) == sorted(RARE)
+    with pytest.raises(SystemExit) as caught:                      # not a JSON object: a usage error
+        main(["--user", "reader", "--url", serving.url, "--filters", "category=rare"])
+    assert caught.value.code == 2
+    assert main(["--user", "reader", "--url", serving.url, "--filters", '{"price": {"lt": "x"}}']) == 1
+    assert "filters.price.lt" in capsys.readouterr().err
+
+
 def test_malformed_filters_are_400s_naming_the_field(serving):
     client = RecClient(serving.url, timeout=10)
     for filters, field in [("books", "filters"), ({"price": {"lt": "cheap"}}, "filters.price.lt"),
