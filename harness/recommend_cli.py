@@ -27,10 +27,22 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
                         help="seconds to wait for the answer")
     parser.add_argument("--exclude-tags", default=None, help="comma-separated tags to leave out")
     parser.add_argument("--require-tags", default=None, help="comma-separated tags; items need one of them")
+    parser.add_argument("--filters", type=_json_object, default=None,
+                        help='conditions on item attributes as JSON, e.g. \'{"category": "books", "price": {"lt": 20}}\'')
     parser.add_argument("--diversity", type=float, default=None, help="MMR diversity weight in [0, 1]")
     parser.add_argument("--exploration", type=float, default=None, help="share of exploration slots in [0, 1]")
     parser.add_argument("--json", action="store_true", help="print the raw JSON response")
     return parser
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -41,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     args = build_parser(settings).parse_args(sys.argv[1:] if argv is None else argv)
     options = {"exclude_tags": _split(args.exclude_tags), "require_tags": _split(args.require_tags),
-               "diversity": args.diversity, "exploration": args.exploration}
+               "filters": args.filters, "diversity": args.diversity, "exploration": args.exploration}
     try:
         if args.via == "http":
             response = RecClient(args.url, timeout=args.timeout).recommend(args.user, args.k, **options)

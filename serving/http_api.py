@@ -4,7 +4,7 @@ Routes (the OpenAPI document at ``/openapi.json`` describes each):
 
 * ``GET /recommendations?user_id=U&k=10`` and ``POST /recommendations`` (JSON body with the
   options: ``exclude_items``, ``require_items``, ``exclude_tags``, ``require_tags``,
-  ``diversity``, ``exploration``, ``seed``, ``include_seen``);
+  ``filters`` (on item attributes), ``diversity``, ``exploration``, ``seed``, ``include_seen``);
 * ``GET /items/{item_id}/similar?k=10`` and ``GET /items/{item_id}``;
 * ``GET /users/{user_id}``;
 * ``POST /events``: one event or an array, written to ``events`` (:mod:`serving.events_api`);
@@ -35,7 +35,7 @@ from serving.admission import RELEASE_TURN, WAIT_OUTSIDE_TURN, Admission, Shed
 from serving.event_ingest import EventIngest
 from serving.events_api import ROUTE as EVENTS_ROUTE, add_event_routes, event_schema, events_path
 from serving.recommender_service import RecommenderService
-from serving.request_model import FIELDS, RecRequest, RequestError, decode_object, parse_request
+from serving.request_model import FIELDS, MAX_LIST, RecRequest, RequestError, decode_object, filters_schema, parse_request
 from streamrec.observability.health import add_health_routes
 from streamrec.settings import Settings
 
@@ -238,10 +238,18 @@ def _recommendations_schema() -> dict:
 
 def _request_options(settings: Settings) -> dict:
     """Schema of each recommendation request option: the fields the decoder reads, no more, no fewer."""
-    list_or_csv = {"oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]}
+    def ids(what: str) -> dict:
+        return {"oneOf": [{"type": "array", "maxItems": MAX_LIST, "items": {"type": "string"}}, {"type": "string"}],
+                "description": f"{what} (a list, or one comma-separated string)"}
+
     options = {"user_id": {"type": "string"}, "k": {"type": "integer", "minimum": 1, "maximum": settings.serving_max_k},
-               "request_id": {"type": "string"}, "exclude_items": list_or_csv, "require_items": list_or_csv,
-               "exclude_tags": list_or_csv, "require_tags": list_or_csv,
+               "request_id": {"type": "string"},
+               "exclude_items": ids("item ids never in the answer"),
+               "require_items": ids("the only item ids the answer may hold: re-ranks this set for the user "
+                                    "(each is scored, however far from the user's nearest items)"),
+               "exclude_tags": ids("no item carrying any of these tags"),
+               "require_tags": ids("only items carrying at least one of these tags"),
+               "filters": filters_schema(),
                "diversity": {"type": "number", "minimum": 0, "maximum": 1},
                "exploration": {"type": "number", "minimum": 0, "maximum": 1},
                "seed": {"type": "integer", "minimum": 0}, "include_seen": {"type": "boolean"},
@@ -252,6 +260,16 @@ def _request_options(settings: Settings) -> dict:
     return options
 
 
+def _query_parameter(name: str, schema: dict) -> dict:
+    """``name`` as a query parameter: lists as comma-separated text, ``filters`` as JSON text."""
+    parameter = {"name": name, "in": "query", "required": name == "user_id"}
+    if name == "filters":
+        return {**parameter, "content": {"application/json": {"schema": schema}}}
+    if "oneOf" in schema:
+        return {**parameter, "schema": {"type": "string"}, "description": schema["description"]}
+    return {**parameter, "schema": schema}
+
+
 def _recommendations_path(options: dict) -> dict:
     """``/recommendations``: the options as query parameters (GET) or a JSON body (POST)."""
     error = {"$ref": "#/components/schemas/Error"}
@@ -260,8 +278,7 @@ def _recommendations_path(options: dict) -> dict:
                  "400": {"description": "invalid input (the field is named)",
                          "content": {"application/json": {"schema": error}}},
                  "413": {"description": "body too large"}, "503": {"description": "overloaded (Retry-After)"}}
-    query = [{"name": n, "in": "query", "required": n == "user_id",
-              "schema": {"type": "string"} if "oneOf" in schema else schema} for n, schema in options.items()]
+    query = [_query_parameter(n, schema) for n, schema in options.items()]
     return {"get": {"summary": "Top-k recommendations for a user", "parameters": query, "responses": responses},
             "post": {"summary": "Top-k recommendations with options in a JSON body",
                      "requestBody": {"content": {"application/json": {"schema": {
@@ -277,7 +294,9 @@ def _item_path() -> dict:
     body = {"type": "object", "required": ["item_id", "status", "servable", "in_index", "model_version"],
             "properties": {"item_id": {"type": "string"}, "title": {"type": "string"}, "text": {"type": "string"},
                            "tags": {"type": "array", "items": {"type": "string"}}, "timestamp": {"type": "number"},
-                           "available": {"type": "boolean"}, "expires_at": {"type": "number"}, "status": status,
+                           "available": {"type": "boolean"}, "expires_at": {"type": "number"},
+                           "attributes": {"type": "object", "additionalProperties": {"oneOf": [
+                               {"type": "string"}, {"type": "number"}, {"type": "boolean"}]}}, "status": status,
                            "servable": {"type": "boolean"}, "in_index": {"type": "boolean"},
                            "model_version": {"type": "integer"}, "interactions": {"type": "integer"}}}
     return {"get": {"summary": "Catalogue entry, servability and index membership",

@@ -19,7 +19,8 @@ vector), then run the one ranking pipeline (:mod:`streamrec.ranking.pipeline`, w
 evaluation's system variants run too): candidates with the seen items excluded, and the
 items the catalogue says may not be served (retired by a tombstone, unavailable, expired at
 this instant: :meth:`RecommenderService.unservable`), the
-request's item and tag filters, re-ranking (MMR diversity, exploration, reasons), a top-up
+request's filters (:class:`streamrec.ranking.filters.ItemFilter`: item ids, tags, item
+attributes), re-ranking (MMR diversity, exploration, reasons), a top-up
 from trending when a small catalogue runs out; finally record exposure so exploration
 favours what has been shown least.
 
@@ -31,6 +32,16 @@ and the weighted co-occurrence score
 with the flat index the list is the exact top of the blend over the catalogue. Otherwise
 candidates are the faiss search by inner product, or for a user without a vector the
 trending list. Either way the response's ``score`` is the relevance the list was ranked by.
+
+Filters. A filter that names its matching items (required ids, a positive attribute
+condition) and matches at most ``serving_hnsw_threshold`` of them has exactly those scored
+(:func:`streamrec.ranking.pipeline.scanned_candidates`): the exact index scores that many
+items for every request of a catalogue that size, so it costs no more than that, and it
+finds ``k`` items whenever ``k`` match, where the nearest neighbours of an HNSW search may
+hold none. A filter passing more widens the search by its share of the catalogue, and
+scans its matching items after all when the widened search still leaves fewer than ``k``
+(a user who saw most of them, an uneven share). Widening alone was not enough: no factor
+guarantees ``k`` matches among an approximate search's neighbours.
 """
 from __future__ import annotations
 
@@ -45,7 +56,8 @@ from serving.model_holder import ModelBundle, ModelHolder
 from serving.request_model import RecRequest, RequestError
 from serving.state_replica import StateReplica
 from streamrec.contracts.items import CATALOGUE, EVENTS_ONLY
-from streamrec.ranking.pipeline import Exploration, blended_candidates, fetch_size, rank
+from streamrec.ranking.filters import ItemFilter
+from streamrec.ranking.pipeline import Exploration, blended_candidates, fetch_size, rank, scanned_candidates
 from streamrec.ranking.rerank import EXPLORE, NEW, TRENDING, Ranked
 from streamrec.settings import Settings
 from streamrec.state.user_state import UserState
@@ -90,16 +102,11 @@ class RecommenderService:
         return vector
 
     # --- recommendations ----------------------------------------------------------------------
-    def _allowed(self, item_id: str, req: RecRequest) -> bool:
-        if req.require_items and item_id not in req.require_items:
-            return False
-        if req.exclude_tags or req.require_tags:
-            tags = self.replica.tags(item_id)
-            if req.exclude_tags and not req.exclude_tags.isdisjoint(tags):
-                return False
-            if req.require_tags and req.require_tags.isdisjoint(tags):
-                return False
-        return True
+    def item_filter(self, req: RecRequest) -> ItemFilter | None:
+        """The request's filter over the catalogue (None: it has none)."""
+        return ItemFilter.build(self.replica.catalogue, require_items=req.require_items,
+                                exclude_tags=req.exclude_tags, require_tags=req.require_tags,
+                                attributes=req.filters)
 
     def _seed(self, req: RecRequest, state: UserState | None) -> int:
         if req.seed is not None:
@@ -128,24 +135,17 @@ class RecommenderService:
         # ones, so every stage drops them: candidates, trending, exploration and top-up.
         exclude = set(req.exclude_items) | (set() if req.include_seen else seen) | self.unservable()
         user_vector = self.user_vector(bundle, req.user_id, state) if state is not None else None
-        filtered = bool(req.require_items or req.exclude_tags or req.require_tags)
-        fetch = fetch_size(self.settings.serving_candidates, req.k, filtered)
+        item_filter = self.item_filter(req)
 
         if user_vector is not None and len(bundle.index):
-            evidence = self._cooccurrence_evidence(bundle, history) if history else None
-            if evidence is None:
-                rows, scores = bundle.index.search_rows(user_vector, fetch, [exclude])[0]
-            else:
-                rows, scores = blended_candidates(bundle.index, user_vector, *evidence,
-                                                  self.settings.cooccurrence_weight, exclude, fetch)
+            rows, scores = self._candidates(bundle, user_vector, history, exclude, item_filter, req.k)
             cand_ids, cand_vectors = [bundle.ids[r] for r in rows], bundle.vectors[rows]
             recent = list(dict.fromkeys(reversed(history)))[:HISTORY_FOR_REASONS]
             recent = [i for i in recent if i in bundle.index]
             hist_vectors = bundle.vectors[bundle.index.rows(recent)]
         else:
             metrics.COLD_START.inc()
-            top = list(self.replica.trending.top(fetch, exclude))
-            cand_ids, scores = [i for i, _ in top], np.array([s for _, s in top], dtype=np.float64)
+            cand_ids, scores = self._trending_candidates(exclude, item_filter, req.k)
             cand_vectors = self._vectors_or_zeros(bundle, cand_ids)
             recent, hist_vectors = [], None
 
@@ -153,7 +153,7 @@ class RecommenderService:
                       diversity=self.settings.serving_diversity if req.diversity is None else req.diversity,
                       exploration=self.settings.serving_exploration if req.exploration is None else req.exploration,
                       seed=self._seed(req, state), exclude=exclude,
-                      allowed=(lambda i: self._allowed(i, req)) if filtered else None,
+                      allowed=item_filter.allows if item_filter is not None else None,
                       history_ids=recent, history_vectors=hist_vectors,
                       explore=self._exploration(bundle, user_vector), trending=self.replica.trending.top)
         for r in ranked:
@@ -164,6 +164,49 @@ class RecommenderService:
                 "items": [self._item_json(r) for r in ranked], "model_version": bundle.version,
                 "state_time": (state.last_event_time or None) if state is not None else None,
                 "served_at": time.time()}
+
+    def _candidates(self, bundle: ModelBundle, user_vector: np.ndarray, history: list[str], exclude: set[str],
+                    item_filter: ItemFilter | None, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Stage 2 for a user with a vector: ``(bundle rows, relevance)``, best first.
+
+        A filter that names at most ``serving_hnsw_threshold`` matching items has exactly those
+        scored (no more work than the exact index does for a catalogue of that size); one that
+        passes more widens the search by its share of the catalogue, and if even that leaves
+        fewer than ``k`` matching candidates (HNSW recall, an uneven share) its matching items
+        are scanned after all, so ``k`` items come back whenever ``k`` match.
+        """
+        evidence = self._cooccurrence_evidence(bundle, history) if history else None
+        candidates = self.settings.serving_candidates
+        fetch = fetch_size(candidates, k)
+        if item_filter is not None:
+            within = item_filter.bounded_ids(self.settings.serving_hnsw_threshold)
+            if within is not None:
+                return self._scan(bundle, user_vector, within, exclude, evidence, fetch)
+            fetch = fetch_size(candidates, k, True, item_filter.passing_share(len(bundle.index)))
+        if evidence is None:
+            rows, scores = bundle.index.search_rows(user_vector, fetch, [exclude])[0]
+        else:
+            rows, scores = blended_candidates(bundle.index, user_vector, *evidence,
+                                              self.settings.cooccurrence_weight, exclude, fetch)
+        if item_filter is not None and sum(item_filter.allows(bundle.ids[r]) for r in rows) < k:
+            within = item_filter.bounded_ids()
+            if within is not None:
+                return self._scan(bundle, user_vector, within, exclude, evidence, fetch)
+        return rows, scores
+
+    def _scan(self, bundle: ModelBundle, user_vector: np.ndarray, ids: list[str], exclude: set[str],
+              evidence: tuple[np.ndarray, np.ndarray] | None, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = bundle.index.rows(i for i in ids if i not in exclude)
+        return scanned_candidates(bundle.index, user_vector, rows, fetch, evidence, self.settings.cooccurrence_weight)
+
+    def _trending_candidates(self, exclude: set[str], item_filter: ItemFilter | None,
+                             k: int) -> tuple[list[str], np.ndarray]:
+        """Stage 2 without a user vector: the trending list (of the matching items, when a filter names them)."""
+        trending = self.replica.trending
+        within = item_filter.bounded_ids(self.settings.serving_hnsw_threshold) if item_filter is not None else None
+        fetch = fetch_size(self.settings.serving_candidates, k, item_filter is not None)
+        top = trending.top(fetch, exclude) if within is None else trending.top_among(within, fetch, exclude)
+        return [i for i, _ in top], np.array([s for _, s in top], dtype=np.float64)
 
     def _cooccurrence_evidence(self, bundle: ModelBundle, history: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
         """``(bundle rows, scores)`` of the items with co-occurrence evidence for ``history``;

@@ -10,6 +10,8 @@ Examples
 >>> r = parse_request({"user_id": 196, "k": "5", "exclude_tags": "Horror,War"}, Settings())
 >>> r.user_id, r.k, sorted(r.exclude_tags)
 ('196', 5, ['Horror', 'War'])
+>>> parse_request({"user_id": "u", "filters": {"price": {"lt": 20}}}, Settings()).filters.conditions
+(Condition(name='price', op='lt', operand=20),)
 >>> try:
 ...     parse_request({"user_id": "u", "k": 0}, Settings())
 ... except RequestError as exc:
@@ -39,15 +41,18 @@ from typing import Any, Mapping
 import numpy as np
 
 from streamrec.contracts.consistency import parse_token
+from streamrec.contracts.items import MAX_ATTRIBUTE_NAME, MAX_ATTRIBUTE_TEXT
+from streamrec.ranking.filters import (MAX_FILTERED_ATTRIBUTES, MAX_VALUES, NEGATIVE, OPERATORS, AttributeFilter,
+                                       FilterError, parse_filters)
 from streamrec.settings import Settings
 
 MAX_LIST = 1000
 MAX_REQUEST_ID = 128
 FIELDS = ("request_id", "user_id", "k", "exclude_items", "require_items", "exclude_tags", "require_tags",
-          "diversity", "exploration", "seed", "include_seen", "after")
+          "filters", "diversity", "exploration", "seed", "include_seen", "after")
 # The request topic answers in arrival order from one agent, so it does not wait for writes.
 TOPIC_FIELDS = tuple(f for f in FIELDS if f != "after") + ("reply_to",)
-# A valid request is an object holding lists of ids: depth 2. The bound leaves room for
+# A valid request is an object holding lists of ids, or filters holding lists: depth 4. The bound leaves room for
 # clients that wrap requests, while keeping the json decoder far from the recursion limit.
 MAX_DEPTH = 32
 # A string (terminated or not, so the scan stays linear on any input) or a bracket.
@@ -151,6 +156,7 @@ class RecRequest:
     require_items: frozenset[str] = frozenset()   # candidates restricted to these (re-ranking a set)
     exclude_tags: frozenset[str] = frozenset()
     require_tags: frozenset[str] = frozenset()    # an item must carry at least one of them
+    filters: AttributeFilter | None = None        # conditions on the items' attributes
     diversity: float | None = None
     exploration: float | None = None
     seed: int | None = None
@@ -214,6 +220,40 @@ def _bool(value: Any, field: str) -> bool:
     raise RequestError(field, "must be true or false")
 
 
+def _filters(value: Any) -> AttributeFilter:
+    if isinstance(value, str):   # a query string carries the object as JSON text
+        try:
+            value = decode_object(value)
+        except RequestError as exc:
+            raise RequestError("filters", f"{exc.message} (a JSON object such as "
+                                          '{"category": "books"})') from None
+    try:
+        return parse_filters(value)
+    except FilterError as exc:
+        raise RequestError(exc.field, exc.message) from None
+
+
+def filters_schema() -> dict:
+    """The OpenAPI 3.0 schema of ``filters``: what :func:`streamrec.ranking.filters.parse_filters` accepts."""
+    scalars = [{"type": "string", "maxLength": MAX_ATTRIBUTE_TEXT}, {"type": "number"}, {"type": "boolean"}]
+    values = {"type": "array", "maxItems": MAX_VALUES, "items": {"oneOf": scalars}}
+    number = {"type": "number"}
+    operators = {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": {
+        "eq": {"oneOf": scalars}, "ne": {"oneOf": scalars}, "in": values, "not_in": values,
+        "gt": number, "gte": number, "lt": number, "lte": number}}
+    assert set(operators["properties"]) == set(OPERATORS)
+    return {"type": "object", "maxProperties": MAX_FILTERED_ATTRIBUTES,
+            "additionalProperties": {"oneOf": scalars + [operators]},
+            "example": {"category": {"in": ["books", "music"]}, "price": {"gte": 5, "lt": 20}},
+            "description": (
+                "Conditions on the items' attributes (item contract version 3), one per attribute name "
+                f"(1..{MAX_ATTRIBUTE_NAME} printable characters); every one must hold. A value is equality; "
+                "an object combines operators: eq, ne, in, not_in (lists of values), gt, gte, lt, lte (numbers). "
+                "Values compare by type and value (\"1\", 1 and true differ). An item lacking the attribute "
+                f"satisfies only {' and '.join(sorted(NEGATIVE))}. In a query string: the object as JSON text. "
+                "A malformed filter is a 400 naming filters, filters.<attribute> or filters.<attribute>.<operator>.")}
+
+
 def _after(value: Any, partitions: int) -> tuple[tuple[int, int], ...]:
     if not isinstance(value, str):
         raise RequestError("after", "must be a consistency token string such as p0:17,p3:9")
@@ -254,6 +294,8 @@ def parse_request(doc: Any, settings: Settings, *, allowed: tuple[str, ...] = FI
     for name in ("exclude_items", "require_items", "exclude_tags", "require_tags"):
         if doc.get(name) is not None:
             opt[name] = _id_set(doc[name], name, max_id)
+    if doc.get("filters") is not None:
+        opt["filters"] = _filters(doc["filters"])
     k = doc.get("k")
     k = settings.serving_default_k if k in (None, "") else _int(k, "k", 1, settings.serving_max_k)
     return RecRequest(request_id=request_id, user_id=_ident(doc["user_id"], "user_id", max_id), k=k, **opt)

@@ -34,7 +34,7 @@ co-occurrence (:class:`streamrec.state.cooccurrence.Cooccurrence`, unless
 learns every event trending counts, in each user's order, so a state adopted from the
 changelog hides no pair from it. The catalogue
 (:class:`streamrec.state.catalogue.Catalogue`) comes from the compacted ``items`` topic:
-titles and tags for reasons, filters and ``/items``, and which items may not be served
+titles, tags and attributes for reasons, filters and ``/items``, and which items may not be served
 (retired by a tombstone, unavailable, expired), which every answer excludes.
 
 This class is pure state: the Kafka consumers that feed it are in :mod:`serving.replica_feeds`.

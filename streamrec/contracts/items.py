@@ -1,4 +1,4 @@
-"""The item contract (topic ``items``, key ``item_id``, compacted), version 2.
+"""The item contract (topic ``items``, key ``item_id``, compacted), version 3.
 
 A message is keyed by its ``item_id``. Its value is either an item (a JSON object) or null:
 a **tombstone**, which retires the item (it leaves every answer). An item may say it is not
@@ -13,6 +13,12 @@ item (it used to change nothing); the key must equal ``item_id``; ``title``, ``t
 ``tags`` and ``timestamp`` are type-checked instead of converted (a title of ``null`` was the
 text ``"None"``). Version 1 items are valid version 2 items.
 
+*Version 3 (2026-12-02)*: ``attributes`` is new: an object of at most :data:`MAX_ATTRIBUTES`
+scalars (a string of at most :data:`MAX_ATTRIBUTE_TEXT` characters, a finite number, or a
+boolean) under names of 1..:data:`MAX_ATTRIBUTE_NAME` printable characters, which requests
+filter on (:mod:`streamrec.ranking.filters`). :func:`scalar_problem` is the one rule of what
+an attribute value (and so a filter's operand) may be. Version 2 items are valid version 3 items.
+
 Examples
 --------
 >>> item = Item.from_dict({"item_id": 7, "title": "Heat (1995)", "tags": ["Crime"]})
@@ -20,6 +26,8 @@ Examples
 'Heat (1995). Crime'
 >>> Item("7", "Heat", expires_at=100.0).servable_at(99.0), Item("7", "Heat", expires_at=100.0).servable_at(100.0)
 (True, False)
+>>> Item.from_dict({"item_id": 7, "attributes": {"price": 12.5, "format": "paperback"}}).attributes["price"]
+12.5
 >>> decode_item_message(b"7", None)                      # a tombstone
 ItemMessage(item_id='7', item=None)
 >>> decode_item_message(b"8", b'{"item_id": 7}')
@@ -31,13 +39,22 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping, Union
 
 # What GET /items/{id} says of an item (serving adds EVENTS_ONLY for an id only events named).
 CATALOGUE, UNAVAILABLE, EXPIRED, RETIRED, EVENTS_ONLY = "catalogue", "unavailable", "expired", "retired", "events_only"
 
 # Reason codes of items-dlq records (the ``reason`` header).
 ITEM_REASONS = ("bad_json", "not_an_object", "missing_field", "bad_type", "bad_id", "non_finite", "key_mismatch")
+
+# Bounds of an item's ``attributes``: every serving process keeps them for every item.
+MAX_ATTRIBUTES = 32
+MAX_ATTRIBUTE_NAME = 64
+MAX_ATTRIBUTE_TEXT = 256
+
+#: An attribute value: a string, a finite number or a boolean (a boolean is never a number here).
+Scalar = Union[str, int, float, bool]
 
 
 class InvalidItem(ValueError):
@@ -60,6 +77,8 @@ class Item:
     embedding: tuple[float, ...] | None = None
     available: bool = True
     expires_at: float | None = None   # epoch seconds (wall clock): not served from then on
+    # Not hashed (a dict cannot be); equal items still compare equal.
+    attributes: Mapping[str, Scalar] = field(default_factory=dict, hash=False)
 
     def to_dict(self) -> dict:
         d = {"item_id": self.item_id, "title": self.title, "text": self.text,
@@ -71,6 +90,8 @@ class Item:
             d["available"] = False
         if self.expires_at is not None:
             d["expires_at"] = self.expires_at
+        if self.attributes:
+            d["attributes"] = dict(self.attributes)
         return d
 
     @classmethod
@@ -81,7 +102,8 @@ class Item:
                    tags=tuple(str(t) for t in d.get("tags") or ()), timestamp=float(d.get("timestamp") or 0.0),
                    embedding=tuple(float(x) for x in emb) if emb else None,
                    available=d.get("available") is not False,
-                   expires_at=float(expires) if expires is not None else None)
+                   expires_at=float(expires) if expires is not None else None,
+                   attributes=dict(d.get("attributes") or {}))
 
     def content(self) -> str:
         """The text a content encoder reads: title, description and tags."""
@@ -118,6 +140,45 @@ def _finite(x) -> bool:
         return False
 
 
+def scalar_problem(value: object) -> tuple[str, str] | None:
+    """None when ``value`` may be an attribute value, else ``(reason, what it must be)``.
+
+    >>> scalar_problem("books"), scalar_problem(True), scalar_problem(float("nan"))
+    (None, None, ('non_finite', 'must be a finite number'))
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return None if len(value) <= MAX_ATTRIBUTE_TEXT else (
+            "bad_type", f"must be a string of at most {MAX_ATTRIBUTE_TEXT} characters")
+    if isinstance(value, (int, float)):
+        return None if _finite(value) else ("non_finite", "must be a finite number")
+    return "bad_type", "must be a string, a finite number or true/false"
+
+
+def attribute_name_problem(name: object) -> str | None:
+    """None when ``name`` may name an attribute, else what it must be."""
+    if isinstance(name, str) and 0 < len(name) <= MAX_ATTRIBUTE_NAME and name.isprintable():
+        return None
+    return f"attribute names must be 1..{MAX_ATTRIBUTE_NAME} printable characters"
+
+
+def _check_attributes(attributes: object) -> None:
+    if attributes is None:
+        return
+    if not isinstance(attributes, dict):
+        raise InvalidItem("bad_type", "attributes must be an object of scalars")
+    if len(attributes) > MAX_ATTRIBUTES:
+        raise InvalidItem("bad_type", f"attributes: at most {MAX_ATTRIBUTES} of them")
+    for name, value in attributes.items():
+        problem = attribute_name_problem(name)
+        if problem is not None:
+            raise InvalidItem("bad_type", f"attributes: {problem}")
+        value_problem = scalar_problem(value)
+        if value_problem is not None:
+            raise InvalidItem(value_problem[0], f"attributes.{name}: {value_problem[1]}")
+
+
 def _check_id(item_id: str, max_id_length: int) -> None:
     if not 0 < len(item_id) <= max_id_length or not item_id.isprintable():
         raise InvalidItem("bad_id", f"item_id must be 1..{max_id_length} printable characters")
@@ -145,6 +206,7 @@ def _check_fields(doc: dict, max_embedding: int) -> None:
     if emb is not None:
         if not isinstance(emb, list) or not 0 < len(emb) <= max_embedding or not all(map(_finite, emb)):
             raise InvalidItem("bad_type", f"embedding must be a list of 1..{max_embedding} finite numbers")
+    _check_attributes(doc.get("attributes"))
 
 
 def parse_item(raw: bytes, max_embedding: int = 4096, max_id_length: int = 256) -> Item:

@@ -13,7 +13,12 @@ One request goes through these stages, in order:
    form (the evaluation, which scores blocks of users over a small catalogue, uses the dense
    form; serving the candidate form). A user without history gets the trending list, in the
    same order.
-3. **Filters** (:func:`rank`'s ``allowed``): the request's item and tag constraints.
+3. **Filters** (:func:`rank`'s ``allowed``, :class:`streamrec.ranking.filters.ItemFilter`):
+   the request's item, tag and attribute constraints. A filter that names the only items
+   that can pass (required items, a positive attribute condition) may instead bound stage 2:
+   :func:`scanned_candidates` scores exactly those items, so a selective filter still finds
+   ``k`` items when ``k`` match; a filter that passes many widens the search
+   (:func:`fetch_size`).
 4. **Re-rank** (:func:`rank`, :func:`streamrec.ranking.rerank.rerank`): MMR diversity,
    seeded exploration slots drawn from :class:`Exploration` (a sample of the catalogue,
    least shown first), reasons.
@@ -44,6 +49,7 @@ Examples
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
@@ -58,6 +64,9 @@ from streamrec.state.cooccurrence import blend
 EXPLORE_SAMPLE = 64
 # Filters drop candidates after retrieval, so a filtered request retrieves this many times more.
 FILTERED_FETCH = 4
+# At most this many times more again for a filter that lets a small share through (past it,
+# serving scans the matching items: :func:`scanned_candidates`).
+MAX_WIDEN = 32
 # Trending items asked for beyond the shortfall, since filters may drop some of them.
 TOP_UP_SPARE = 50
 
@@ -97,9 +106,15 @@ class Exploration:
         return ExplorePool(ids, np.asarray(self.scores(rows)), 1.0 / (1.0 + shown) ** 2, new)
 
 
-def fetch_size(candidates: int, k: int, filtered: bool = False) -> int:
-    """Candidates retrieved for a list of ``k``: ``candidates``, at least ``4 k``, more when filtered."""
-    return max(candidates, 4 * k) * (FILTERED_FETCH if filtered else 1)
+def fetch_size(candidates: int, k: int, filtered: bool = False, passing_share: float = 1.0) -> int:
+    """Candidates retrieved for a list of ``k``: ``candidates``, at least ``4 k``, more when filtered.
+
+    A filter that lets only ``passing_share`` of the catalogue through widens the search by
+    up to :data:`MAX_WIDEN` times more, so about as many matching items are expected among
+    the candidates as an unfiltered request gets.
+    """
+    widen = min(math.ceil(1.0 / max(passing_share, 1.0 / MAX_WIDEN)), MAX_WIDEN) if filtered else 1
+    return max(candidates, 4 * k) * (FILTERED_FETCH if filtered else 1) * widen
 
 
 def relevance(model_scores: np.ndarray, cooccurrence_scores: np.ndarray | None = None,
@@ -122,6 +137,23 @@ def candidates(scores: np.ndarray, excluded: Sequence[np.ndarray], fetch: int) -
     return top_k_rows(scores, fetch)
 
 
+def _blend_rows(index: VectorIndex, user_vector: np.ndarray, co_rows: np.ndarray, co_scores: np.ndarray,
+                weight: float, rows: np.ndarray) -> np.ndarray:
+    """:func:`relevance` of the sorted, distinct ``rows`` of ``index``: the model's score standardised
+    over the catalogue (closed form) plus ``weight`` times the standardised co-occurrence score."""
+    n = len(index)
+    mean, spread = index.score_moments(user_vector)
+    spread = max(spread, 1e-12)
+    co_scores = np.asarray(co_scores, dtype=np.float64)
+    co_mean = co_scores.sum() / n
+    co_spread = max(float(np.sqrt(max((co_scores ** 2).sum() / n - co_mean ** 2, 0.0))), 1e-12)
+    inside = np.isin(co_rows, rows)
+    co = np.zeros(len(rows))
+    co[np.searchsorted(rows, co_rows[inside])] = co_scores[inside]
+    model = (index.vectors[rows] @ np.asarray(user_vector, dtype=np.float32)).astype(np.float64)
+    return (model - mean) / spread + (weight * co / co_spread if weight > 0 else 0.0)
+
+
 def blended_candidates(index: VectorIndex, user_vector: np.ndarray, co_rows: np.ndarray, co_scores: np.ndarray,
                        weight: float, exclude: set[str], fetch: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`candidates` of :func:`relevance` for one user, without scoring every item.
@@ -134,22 +166,33 @@ def blended_candidates(index: VectorIndex, user_vector: np.ndarray, co_rows: np.
     outside both sets has no co-occurrence score and a model score below ``fetch`` items
     inside them. Returns ``(rows, relevance)``, best first, ties towards the lower row.
     """
-    n = len(index)
-    mean, spread = index.score_moments(user_vector)
-    spread = max(spread, 1e-12)
-    co_scores = np.asarray(co_scores, dtype=np.float64)
-    co_mean = co_scores.sum() / n
-    co_spread = max(float(np.sqrt(max((co_scores ** 2).sum() / n - co_mean ** 2, 0.0))), 1e-12)
     nearest, _ = index.search_rows(user_vector, fetch, [exclude])[0]
-    excluded = index.rows(exclude)
-    evidence = ~np.isin(co_rows, excluded)
+    evidence = ~np.isin(co_rows, index.rows(exclude))
     rows = np.union1d(nearest, co_rows[evidence])
-    co = np.zeros(len(rows))
-    co[np.searchsorted(rows, co_rows[evidence])] = co_scores[evidence]
-    model = (index.vectors[rows] @ np.asarray(user_vector, dtype=np.float32)).astype(np.float64)
-    blended = (model - mean) / spread + (weight * co / co_spread if weight > 0 else 0.0)
+    blended = _blend_rows(index, user_vector, co_rows, co_scores, weight, rows)
     best = np.lexsort((rows, -blended))[:fetch]
     return rows[best], blended[best]
+
+
+def scanned_candidates(index: VectorIndex, user_vector: np.ndarray, rows: np.ndarray, fetch: int,
+                       evidence: tuple[np.ndarray, np.ndarray] | None = None,
+                       weight: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``fetch`` of ``rows`` (the items a filter lets through), every one scored exactly.
+
+    What :func:`candidates` gives when every item outside ``rows`` is excluded: a selective
+    filter's matching items are scored one by one instead of hoping the nearest neighbours
+    of the whole catalogue hold enough of them. The relevance is the one the search path
+    ranks by: the model's inner product, or with co-occurrence ``evidence`` (``(co_rows,
+    co_scores)`` as for :func:`blended_candidates`) the blend. Returns ``(rows, relevance)``,
+    best first, ties towards the lower row.
+    """
+    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    if evidence is None:
+        scores = (index.vectors[rows] @ np.asarray(user_vector, dtype=np.float32)).astype(np.float64)
+    else:
+        scores = _blend_rows(index, user_vector, *evidence, weight, rows)
+    best = np.lexsort((rows, -scores))[:fetch]
+    return rows[best], scores[best]
 
 
 def rank(candidate_ids: Sequence[str], scores: np.ndarray, vectors: np.ndarray, *, k: int,
@@ -186,4 +229,4 @@ def rank(candidate_ids: Sequence[str], scores: np.ndarray, vectors: np.ndarray, 
 
 
 __all__ = ["EXPLORE_SAMPLE", "Exploration", "blended_candidates", "candidates", "fetch_size", "rank",
-           "relevance"]
+           "relevance", "scanned_candidates"]

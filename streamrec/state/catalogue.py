@@ -3,7 +3,9 @@
 Serving's replica and the learner each keep one, fed with
 :func:`streamrec.contracts.items.decode_item_message` from the compacted ``items`` topic.
 Whether an item may be served is :meth:`streamrec.contracts.items.Item.servable_at`; this
-class adds what a single item cannot know: a tombstone retired it. Items only events named
+class adds what a single item cannot know: a tombstone retired it. It also keeps the live
+items' attributes by attribute (:class:`~streamrec.state.item_attributes.ItemAttributes`),
+which request filters query. Items only events named
 (never in the catalogue) are servable: nothing says otherwise.
 
 :meth:`Catalogue.blocked` is the set of ids not servable at a given time. Callers exclude it
@@ -32,6 +34,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from streamrec.contracts.items import CATALOGUE, EXPIRED, RETIRED, UNAVAILABLE, Item
+from streamrec.state.item_attributes import ItemAttributes
 
 
 class Catalogue:
@@ -45,6 +48,8 @@ class Catalogue:
         self._expiries: list[tuple[float, str]] = []   # heap of (expires_at, item_id); stale entries allowed
         self._blocked: frozenset[str] = frozenset()
         self._stale = False
+        #: The live items' attributes, by attribute (what request filters query).
+        self.attributes = ItemAttributes()
         #: Bumped whenever :meth:`blocked` may have changed, so callers can cache what they derive from it.
         self.version = 0
 
@@ -52,6 +57,7 @@ class Catalogue:
     def apply(self, item_id: str, item: Item | None) -> None:
         """An item (added or replaced) or a tombstone (``item`` None: the item is retired)."""
         self._expired.discard(item_id)
+        self.attributes.set(item_id, item.attributes if item is not None else None)
         if item is None:
             self.items.pop(item_id, None)
             self._unavailable.discard(item_id)

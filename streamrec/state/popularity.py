@@ -19,6 +19,8 @@ Examples
 [('a', 1.5), ('b', 1.0)]
 >>> t.count("a"), t.count("zzz")
 (2, 0)
+>>> [(i, round(s, 2)) for i, s in t.top_among(["zzz", "b"], 2)]     # "zzz": never counted
+[('b', 1.0), ('zzz', 0.0)]
 >>> [round(float(s), 3) for s in t.at(20.0)]      # one more half-life later
 [0.75, 0.5]
 """
@@ -133,3 +135,19 @@ class DecayedPopularity(RowIndexed):
                 if len(out) == k:
                     break
         return out
+
+    def top_among(self, item_ids: Sequence[str], k: int, exclude: set[str] | frozenset[str] = frozenset(),
+                  now: float | None = None) -> list[tuple[str, float]]:
+        """:meth:`top` of ``item_ids`` only (a filter's matching items); ids never counted score 0.
+
+        Equal popularity keeps the order of ``item_ids``.
+        """
+        ids = [i for i in item_ids if i not in exclude]
+        if not ids or k <= 0:
+            return []
+        row_of, mass = self._index, self._mass
+        scores = np.fromiter((mass[row_of[i]] if i in row_of else 0.0 for i in ids), dtype=np.float64, count=len(ids))
+        if self.anchor is not None:
+            scores *= 2.0 ** ((self.anchor - (self.newest_time if now is None else now)) / self.half_life)
+        best = np.lexsort((np.arange(len(ids)), -scores))[:k]
+        return [(ids[j], float(scores[j])) for j in best]

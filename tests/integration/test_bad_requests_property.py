@@ -27,10 +27,17 @@ MAX_BODY = 4096
 ids = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=40)
 fraction = st.floats(0.0, 1.0)
 
+scalar = st.one_of(ids, st.integers(-10, 10), st.floats(-1e6, 1e6), st.booleans())
+condition = st.one_of(scalar, st.fixed_dictionaries({}, optional={
+    "eq": scalar, "ne": scalar, "in": st.lists(scalar, max_size=4), "not_in": st.lists(scalar, max_size=4),
+    "gt": st.integers(-5, 5), "gte": st.floats(-5, 5), "lt": st.integers(-5, 5), "lte": st.floats(-5, 5)}
+    ).filter(bool))
+filters = st.dictionaries(st.sampled_from(["category", "price", "used"]), condition, max_size=3)
+
 valid_doc = st.fixed_dictionaries({"user_id": ids}, optional={
     "k": st.integers(1, 200), "diversity": fraction, "exploration": fraction, "seed": st.integers(0, 2**40),
     "include_seen": st.booleans(), "exclude_items": st.lists(ids, max_size=5),
-    "exclude_tags": st.lists(ids, max_size=3)})
+    "exclude_tags": st.lists(ids, max_size=3), "filters": filters})
 
 junk = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
@@ -67,6 +74,16 @@ BAD_VALUES = {
     "exclude_items": st.one_of(st.integers(), st.dictionaries(ids, ids, min_size=1),
                                st.lists(st.one_of(st.none(), st.floats(), st.lists(ids)), min_size=1)),
     "require_tags": st.one_of(st.floats(), st.lists(st.text(min_size=300, max_size=300), min_size=1)),
+    # Named as "filters" or a part of it ("filters.price.lt"): see _names.
+    "filters": st.one_of(
+        st.integers(), st.booleans(), st.lists(junk, max_size=3), st.text(max_size=20).filter(lambda t: not _is_object_text(t)),
+        st.dictionaries(st.sampled_from(["category", "price"]), st.one_of(
+            st.lists(scalar, min_size=1, max_size=3),
+            st.dictionaries(ids.filter(lambda o: o not in ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte")),
+                            scalar, min_size=1, max_size=2),
+            st.fixed_dictionaries({"lt": st.one_of(st.sampled_from([math.nan, math.inf, "5", True, None]), huge)}),
+            st.fixed_dictionaries({"in": st.one_of(scalar, st.lists(st.lists(scalar, min_size=1), min_size=1))}),
+            st.just({})), min_size=1)),
 }
 
 bad_field_doc = st.sampled_from(sorted(BAD_VALUES)).flatmap(
@@ -79,6 +96,18 @@ bad_body = st.one_of(
     st.binary(min_size=1, max_size=200).filter(lambda b: b.strip() and not _is_json_object(b)),
     st.sampled_from([b'{"user_id": "\xff\xfe"}', b"[1, 2]", b'"str"', b"null", b"{", b'{"user_id": NaN'])
     .filter(lambda b: not _is_json_object(b)))
+
+
+def _is_object_text(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
+def _names(expected: str, field) -> bool:
+    """Whether an error's ``field`` names ``expected`` (a filter's error may name a part of it)."""
+    return field == expected or (expected == "filters" and str(field).startswith("filters."))
 
 
 def _is_json_object(raw: bytes) -> bool:
@@ -122,7 +151,7 @@ def _check(expected: str, status: int, body: dict) -> None:
         assert isinstance(body["items"], list)
     else:
         assert 400 <= status < 500, (expected, status, body)
-        assert body["field"] == expected or (expected == "body" and status == 413), (expected, body)
+        assert _names(expected, body["field"]) or (expected == "body" and status == 413), (expected, body)
 
 
 @hsettings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
@@ -163,6 +192,8 @@ def _query_value(v) -> str:
         return "true" if v else "false"
     if isinstance(v, list) and all(isinstance(i, str) for i in v):
         return ",".join(v)
+    if isinstance(v, dict):   # filters: the object as JSON text
+        return json.dumps(v)
     return str(v)
 
 
@@ -207,7 +238,7 @@ def test_request_topic_bad_messages_get_error_replies_valid_answered(serving, to
         if expected == "ok":
             assert reply.get("error") is None and isinstance(reply["items"], list), reply
         else:
-            assert 400 <= reply["status"] < 500 and reply["field"] == expected, (expected, reply)
+            assert 400 <= reply["status"] < 500 and _names(expected, reply["field"]), (expected, reply)
 
     async def main():
         await asyncio.gather(*(one(n, e, d) for n, (e, d) in enumerate(batch)))

@@ -140,23 +140,27 @@ def test_invalid_items_land_in_items_dlq_once_with_a_reason(settings):
     settings = settings.replace(partitions=2)
     ensure_topics(settings)
     producer = Producer(producer_config(settings, **{"linger.ms": 0}))
-    bad = {"bad_json": (b"b1", b'{"item_id": '), "key_mismatch": (b"other", b'{"item_id": "b2"}'),
-           "bad_type": (b"b3", b'{"item_id": "b3", "available": "yes"}')}
-    for key, value in bad.values():
+    bad = [("bad_json", b"b1", b'{"item_id": '), ("key_mismatch", b"other", b'{"item_id": "b2"}'),
+           ("bad_type", b"b3", b'{"item_id": "b3", "available": "yes"}'),
+           # Item contract version 3: attributes are scalars, numbers finite.
+           ("bad_type", b"b5", b'{"item_id": "b5", "attributes": {"category": ["books"]}}'),
+           ("non_finite", b"b6", b'{"item_id": "b6", "attributes": {"price": NaN}}')]
+    for _, key, value in bad:
         producer.produce(settings.topic(ITEMS), key=key, value=value)
     producer.produce(settings.topic(ITEMS), key=b"ok", value=b'{"item_id": "ok", "title": "fine"}')
     producer.produce(settings.topic(ITEMS), key=b"ok", value=None)   # a tombstone is valid
+    producer.produce(settings.topic(ITEMS), key=b"fine", value=b'{"item_id": "fine", "attributes": {"price": 3}}')
     assert producer.flush(10) == 0
     with Proc("streams", settings, "streams_web_port") as worker:
         worker.wait_ready(120)
-        assert wait_until(lambda: "streamrec_streams_items_checked_total 5.0" in worker.metrics(), timeout=60)
+        assert wait_until(lambda: "streamrec_streams_items_checked_total 8.0" in worker.metrics(), timeout=60)
         dead = read_dlq(settings)
     reasons = Counter(dict(m.headers())["reason"].decode() for m in dead)
-    assert reasons == Counter(list(bad))
+    assert reasons == Counter(reason for reason, _, _ in bad)
     for m in dead:
         headers = dict(m.headers())
         reason = headers["reason"].decode()
-        assert m.value() == bad[reason][1] and headers["detail"]
+        assert m.value() in {value for r, _, value in bad if r == reason} and headers["detail"]
         assert headers["source_topic"] == settings.topic(ITEMS).encode()
         assert m.key().decode().startswith(settings.topic(ITEMS) + "/")
 
@@ -167,7 +171,7 @@ def test_invalid_items_land_in_items_dlq_once_with_a_reason(settings):
         assert wait_until(lambda: "streamrec_streams_items_rejected_total" in worker.metrics(), timeout=60)
         dead = read_dlq(settings)
     reasons = Counter(dict(m.headers())["reason"].decode() for m in dead)
-    assert reasons == Counter({**Counter(list(bad)), "bad_type": 2})
+    assert reasons == Counter(reason for reason, _, _ in bad) + Counter({"bad_type": 1})
 
 
 def test_the_learner_leaves_retired_and_unavailable_items_out_of_its_next_version(settings):

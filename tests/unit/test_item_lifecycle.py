@@ -1,4 +1,4 @@
-"""The item contract (version 2) and the one "may this item be served" rule: tombstones retire,
+"""The item contract (version 3) and the one "may this item be served" rule: tombstones retire,
 ``available`` and ``expires_at`` are honoured, expiry needs no new message, invalid items get a
 reason code, and the examples in the docstrings run."""
 import doctest
@@ -65,6 +65,18 @@ def test_the_servable_rule(item, now, status):
     (b"a", _raw(tags=[["nested"]]), "bad_type"),
     (b"a", _raw(embedding=[1.0, "x"]), "bad_type"),
     (b"a", b'{"item_id": "a", "embedding": [1e999]}', "bad_type"),
+    (b"a", _raw(attributes=["category", "books"]), "bad_type"),
+    (b"a", _raw(attributes={"category": ["books"]}), "bad_type"),
+    (b"a", _raw(attributes={"category": None}), "bad_type"),
+    (b"a", _raw(attributes={"category": {"nested": 1}}), "bad_type"),
+    (b"a", _raw(attributes={"blurb": "x" * 257}), "bad_type"),
+    (b"a", _raw(attributes={"x" * 65: 1}), "bad_type"),
+    (b"a", _raw(attributes={"": 1}), "bad_type"),
+    (b"a", _raw(attributes={f"a{j}": j for j in range(33)}), "bad_type"),
+    (b"a", b'{"item_id": "a", "attributes": {"price": NaN}}', "non_finite"),
+    (b"a", b'{"item_id": "a", "attributes": {"price": -Infinity}}', "non_finite"),
+    (b"a", b'{"item_id": "a", "attributes": {"price": 1e999}}', "non_finite"),
+    (b"a", b'{"item_id": "a", "attributes": {"price": 1' + b"0" * 400 + b'}}', "non_finite"),
     (b"\x01", b'{"item_id": "\\u0001"}', "bad_id"),
     (b"a", json.dumps({"item_id": "x" * 300}).encode(), "bad_id"),
     (b"b", _raw(), "key_mismatch"),
@@ -77,6 +89,16 @@ def test_every_invalid_message_has_a_reason_code(key, raw, reason):
     with pytest.raises(InvalidItem) as info:
         decode_item_message(key, raw)
     assert info.value.reason == reason and reason in ITEM_REASONS and info.value.detail
+
+
+def test_attributes_are_optional_scalars_that_round_trip():
+    attributes = {"category": "books", "price": 12.5, "pages": 320, "used": False, "x" * 64: "y" * 256}
+    item = parse_item(_raw(title="Heat", attributes=attributes))
+    assert item.attributes == attributes and parse_item(json.dumps(item.to_dict()).encode()) == item
+    assert parse_item(_raw(attributes={f"a{j}": j for j in range(32)})).attributes["a31"] == 31
+    assert parse_item(_raw()).attributes == {} and "attributes" not in parse_item(_raw()).to_dict()
+    assert parse_item(_raw(attributes=None)).attributes == {}
+    hash(item)   # a frozen item stays hashable with its attributes
 
 
 def test_tombstones_and_int_ids():

@@ -8,7 +8,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from streamrec.contracts.events import Event
-from streamrec.ranking.pipeline import Exploration, blended_candidates, candidates, fetch_size, rank, relevance
+from streamrec.ranking.pipeline import (MAX_WIDEN, Exploration, blended_candidates, candidates, fetch_size, rank,
+                                        relevance, scanned_candidates)
 from streamrec.ranking.retrieval import VectorIndex
 from streamrec.ranking.rerank import EXPLORE, NEW
 from streamrec.settings import Settings
@@ -38,6 +39,13 @@ def test_relevance_is_the_model_alone_without_cooccurrence_and_blended_with_it()
     assert np.array_equal(relevance(model), model)
     assert relevance(model, np.array([[9.0, 0.0, 0.0]]), 5.0).argmax() == 0
     assert fetch_size(100, 10) == 100 and fetch_size(100, 50) == 200 and fetch_size(100, 10, True) == 400
+
+
+def test_a_filter_passing_a_small_share_widens_the_search_up_to_a_bound():
+    assert fetch_size(100, 10, True, passing_share=0.25) == 400 * 4
+    assert fetch_size(100, 10, True, passing_share=0.3) == 400 * 4      # rounded up: 1 / 0.3 -> 4
+    assert fetch_size(100, 10, True, passing_share=1e-9) == fetch_size(100, 10, True, 0.0) == 400 * MAX_WIDEN
+    assert fetch_size(100, 10, False, passing_share=0.01) == 100         # unfiltered: the share is moot
 
 
 def test_filter_and_exclusions_hold_for_candidates_exploration_and_top_up():
@@ -128,3 +136,28 @@ def test_blended_candidates_are_the_dense_candidates_without_scoring_the_catalog
     rows, scores = blended_candidates(index, user, co_rows, co_scores, weight, excluded, fetch)
     assert rows.tolist() == expected.tolist()
     np.testing.assert_allclose(scores, dense[expected], rtol=1e-6, atol=1e-6)
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(n=st.integers(5, 300), fetch=st.integers(1, 40), weight=st.sampled_from([None, 0.0, 0.5, 3.0]),
+       n_evidence=st.integers(0, 30), n_matching=st.integers(0, 60), seed=st.integers(0, 2 ** 16))
+def test_scanned_candidates_are_the_dense_candidates_of_the_matching_rows(
+        n, fetch, weight, n_evidence, n_matching, seed):
+    """Scoring a filter's matching rows one by one gives what the dense stage gives with every
+    other row excluded: same rows, same order, same relevance (the model alone without evidence)."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(n, 8)).astype(np.float32)
+    index = VectorIndex.build([f"i{j}" for j in range(n)], vectors)
+    user = rng.normal(size=8).astype(np.float32)
+    matching = rng.choice(n, size=min(n_matching, n), replace=False)
+    co_rows = np.sort(rng.choice(n, size=min(n_evidence, n), replace=False))
+    co_scores = rng.exponential(size=len(co_rows))
+    dense_co = np.zeros(n)
+    dense_co[co_rows] = co_scores
+    model = (vectors @ user).astype(np.float64)
+    dense = model if weight is None else relevance(model[None, :], dense_co[None, :], weight)[0]
+    expected = candidates(dense[None, :], [np.setdiff1d(np.arange(n), matching)], fetch)[0]
+    evidence = None if weight is None else (co_rows, co_scores)
+    rows, scores = scanned_candidates(index, user, matching, fetch, evidence, weight or 0.0)
+    assert rows.tolist() == expected.tolist()
+    np.testing.assert_allclose(scores, dense[expected], rtol=1e-5, atol=1e-5)

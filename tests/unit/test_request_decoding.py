@@ -114,3 +114,31 @@ def test_after_is_a_consistency_token_of_existing_partitions_and_http_only():
     with pytest.raises(RequestError) as caught:   # the topic path answers in order: it does not wait
         parse_request({"user_id": "u", "after": "p0:1"}, settings, allowed=TOPIC_FIELDS)
     assert caught.value.field == "after"
+
+
+def test_filters_come_as_an_object_in_bodies_and_topic_messages_and_as_json_text_in_query_strings():
+    body = {"user_id": "u", "filters": {"category": "books", "price": {"gte": 5, "lt": 20}}}
+    from_body = parse_request(decode_object(json.dumps(body).encode()), SETTINGS)
+    from_topic = parse_request(body, SETTINGS, allowed=TOPIC_FIELDS)
+    from_query = parse_request({"user_id": "u", "filters": json.dumps(body["filters"])}, SETTINGS)
+    assert from_body.filters == from_topic.filters == from_query.filters
+    assert [(c.name, c.op, c.operand) for c in from_body.filters.conditions] == [
+        ("category", "eq", "books"), ("price", "gte", 5), ("price", "lt", 20)]
+    assert parse_request({"user_id": "u"}, SETTINGS).filters is None
+
+
+@pytest.mark.parametrize("filters, field", [
+    ("category=books", "filters"),                               # query text that is not JSON
+    ('["category"]', "filters"),
+    ("{" * 40 + "}" * 40, "filters"),
+    ({"price": {"between": [1, 2]}}, "filters.price"),
+    ({"price": {"lt": "cheap"}}, "filters.price.lt"),
+    ({"category": {"in": ["a"] * 1001}}, "filters.category.in"),
+])
+def test_malformed_filters_are_400s_naming_the_field_on_every_path(filters, field):
+    for allowed in (None, TOPIC_FIELDS):
+        with pytest.raises(RequestError) as caught:
+            parse_request({"user_id": "u", "filters": filters}, SETTINGS,
+                          **({"allowed": allowed} if allowed else {}))
+        assert (caught.value.field, caught.value.status) == (field, 400) and caught.value.message
+    assert _error(b'{"user_id": "u", "filters": {"price": NaN}}').field == "filters.price"
