@@ -131,8 +131,11 @@ class StateReplica:
             self.trending.add([ev.item_id for ev in evs], (ev.timestamp for ev in evs),
                               popularity_weights(evs, self.semantics))
             self._learn_cooccurrence(evs)
-        if fresh:  # each user's next event scores the list served to them before it
-            self.quality.observe([located[k][0].user_id for k in fresh], [located[k][0].item_id for k in fresh])
+        # Each user's next event scores the list served to them before it; a negative event is
+        # no such request (as in the evaluation), so the list waits for the next other one.
+        wanted = [located[k][0] for k in fresh if not self.semantics.negative(located[k][0])]
+        if wanted:
+            self.quality.observe([ev.user_id for ev in wanted], [ev.item_id for ev in wanted])
         self.events_applied += len(fresh)
         return len(fresh)
 

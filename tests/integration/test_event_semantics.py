@@ -20,6 +20,7 @@ from harness.polling import wait_until
 from harness.processes import Proc
 from harness.replay import EventPublisher
 from streamrec.kafka.config import ensure_topics
+from tests.integration.test_events_http import post_events
 from tests.integration.test_streams import read_dlq
 
 pytestmark = pytest.mark.integration
@@ -37,19 +38,10 @@ def _get(url: str) -> dict | None:
         raise
 
 
-def _post_events(url: str, body) -> tuple[int, dict]:
-    request = urllib.request.Request(url + "/events", data=json.dumps(body).encode(), method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
 def _post_when_writable(url: str, body) -> tuple[int, dict]:
-    """:func:`_post_events`, again after each 503 (serving's producer still starting: nothing written)."""
+    """``POST /events``, again after each 503 (serving's producer still starting: nothing written)."""
     answers: list[tuple[int, dict]] = []
-    wait_until(lambda: answers.append(_post_events(url, body)) or answers[-1][0] != 503, timeout=60)
+    wait_until(lambda: answers.append(post_events(url, body)) or answers[-1][0] != 503, timeout=60)
     return answers[-1]
 
 
@@ -73,7 +65,7 @@ def test_declared_types_are_applied_by_streams_and_serving_and_undeclared_ones_d
         mine = [_event("fan", "i1", "like", 10), _event("fan", "i2", "dislike", 11), _event("fan", "i3", "click", 12)]
         status, body = _post_when_writable(serve.url, others + mine)
         assert status == 202 and body["accepted"] == len(others + mine), body
-        status, body = _post_events(serve.url, [_event("fan", "i4", "click", 13), _event("fan", "i4", "teleport", 14)])
+        status, body = post_events(serve.url, [_event("fan", "i4", "click", 13), _event("fan", "i4", "teleport", 14)])
         assert status == 400 and (body["reason"], body["index"], body["field"]) == \
             ("unknown_event_type", 1, "event_type"), body
         publisher = EventPublisher(settings)

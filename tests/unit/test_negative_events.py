@@ -123,3 +123,13 @@ def test_negative_events_add_no_popularity_and_reinforce_no_cooccurrence(serve):
     assert service.replica.trending.count("i4") == 2                    # counted as events, weighing nothing
     rows, _ = service.replica.cooccurrence.neighbour_scores(["i3"])
     assert rows.tolist() == []                                          # i4 was no pair of i3
+
+
+def test_a_negative_event_does_not_score_the_list_served_before_it(serve):
+    service = serve(_settings(), HISTORY)
+    served = service.recommend(RecRequest("r", "u", 3))["items"][0]["item_id"]
+    accuracy = service.replica.quality.accuracy
+    assert service.replica.apply_events(0, 100, _event("u", served, "dislike", 1.1e9)) == 1
+    assert accuracy.scored_total == 0                          # a dislike asked for nothing
+    assert service.replica.apply_events(0, 101, _event("u", "i5", "click", 1.1e9 + 1)) == 1
+    assert accuracy.scored_total == 1
