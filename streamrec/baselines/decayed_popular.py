@@ -8,7 +8,6 @@ rows, and scores every user by the decayed event weight of each item.
 Examples
 --------
 >>> from streamrec.contracts.events import Event
-from streamrec.contracts.semantics import EventSemantics, popularity_weights
 >>> rec = DecayedPopular(half_life_s=10.0)
 >>> rec.set_catalogue(["old", "new"])
 >>> rec.learn_many([Event("u", "old", "click", 0.0), Event("v", "old", "click", 0.0),

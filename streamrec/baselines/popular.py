@@ -7,7 +7,6 @@ semantics, its popularity weight); ties are broken towards the lower catalogue r
 Examples
 --------
 >>> from streamrec.contracts.events import Event
-from streamrec.contracts.semantics import EventSemantics, popularity_weights
 >>> rec = MostPopular()
 >>> rec.set_catalogue(["a", "b", "c"])
 >>> rec.learn_many([Event("u", "b", "click", 1.0), Event("v", "b", "click", 2.0),
