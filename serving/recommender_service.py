@@ -18,8 +18,9 @@ the user vector (the model's user encoder over the freshest history, else the on
 vector), then run the one ranking pipeline (:mod:`streamrec.ranking.pipeline`, which the
 evaluation's system variants run too): candidates with the seen items excluded (unless
 repeats are allowed: ``include_seen``, default ``STREAMREC_REPEAT_CONSUMPTION``), the items
-the user rejected with a negative event (always), and the items the catalogue says may not be served (retired by a tombstone, unavailable, expired at
-this instant: :meth:`RecommenderService.unservable`), the
+the user rejected with a negative event (always), and the items the catalogue says may not
+be served (retired by a tombstone, unavailable, expired at this instant:
+:meth:`RecommenderService.unservable`), the
 request's item and tag filters, re-ranking (MMR diversity, exploration, reasons), a top-up
 from trending when a small catalogue runs out; finally record exposure so exploration
 favours what has been shown least.

@@ -207,7 +207,7 @@ def check_event_types(description: DatasetDescription, semantics: EventSemantics
     >>> check_event_types(d, event_semantics("view=1,dislike=-1"))
     >>> check_event_types(d, event_semantics())     # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    harness.datasets.errors.DatasetError: type_map sends 'thumbs_down' to 'dislike', which is not a declared event type ...
+    harness.datasets.errors.DatasetError: type_map sends 'thumbs_down' to 'dislike', which is not a declared ...
     """
     declared = f"(declared: {', '.join(semantics.types)}; STREAMREC_EVENT_WEIGHTS declares a deployment's own)"
     if description.default_type is not None and not semantics.accepts(description.default_type):

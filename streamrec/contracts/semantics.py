@@ -206,5 +206,5 @@ def check_repeat_policy(repeat: str) -> str:
     return repeat
 
 
-__all__ = ["DEFAULT_EVENT_WEIGHTS", "EventSemantics", "ValueRule", "check_repeat_policy", "event_semantics", "parse_event_weights",
-           "parse_value_rule", "popularity_weights"]
+__all__ = ["DEFAULT_EVENT_WEIGHTS", "EventSemantics", "ValueRule", "check_repeat_policy", "event_semantics",
+           "parse_event_weights", "parse_value_rule", "popularity_weights"]
