@@ -7,6 +7,9 @@ ids, consumer offsets (the *next* offset per ``topic:partition``, consistent wit
 because the trainer records them under the same lock), the published version counter and
 the random generators' states. Written with :func:`streamrec.contracts.model_store.atomic_write`
 (temporary file, fsync, rename), so a kill at any moment leaves the previous checkpoint.
+A checkpoint resumes only under the event types it was trained with (the user tower embeds
+them in declaration order): other ``STREAMREC_EVENT_WEIGHTS`` types are refused with
+:class:`IncompatibleCheckpoint`, changed weights are not.
 
 Examples
 --------
@@ -33,6 +36,7 @@ from safetensors.torch import save as st_save
 
 from streamrec.state.dedup import DedupIndex
 from learner.interaction_log import InteractionLog
+from streamrec.contracts.events import EVENT_TYPES
 from streamrec.contracts.model_store import atomic_write
 from learner.replay_buffer import ReplayBuffer
 from streamrec.settings import Settings
@@ -82,6 +86,7 @@ def checkpoint_bytes(trainer: ContinualTrainer, version: int, cluster_id: str | 
             "optimizer": {"param_groups": groups, "state_keys": opt_keys},
             "buffer": buffer_meta, "log": log_meta, "rng": json.dumps(trainer.rng.bit_generator.state),
             "shape": _shape(trainer),
+            "event_types": list(trainer.semantics.types),   # the type embedding's rows, in order
         }
     return st_save(tensors, metadata={"streamrec": json.dumps(meta)})
 
@@ -158,6 +163,11 @@ def load_checkpoint(path: str | Path, settings: Settings, encoder=None) -> tuple
     if meta.get("format") != FORMAT or meta["shape"] != _shape(trainer):
         raise IncompatibleCheckpoint(f"{path}: checkpoint shape {meta.get('shape')} does not match the "
                                      f"configured model {_shape(trainer)}")
+    saved_types = meta.get("event_types", list(EVENT_TYPES))   # written since event semantics exist
+    if saved_types != list(trainer.semantics.types):
+        raise IncompatibleCheckpoint(f"{path}: the checkpoint's model embeds the event types {', '.join(saved_types)}; "
+                                     f"STREAMREC_EVENT_WEIGHTS declares {', '.join(trainer.semantics.types)} (move the "
+                                     "checkpoint away to train a model for them from the start)")
     model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     items = trainer.model.items
     items.id_embedding = torch.nn.Parameter(torch.empty_like(model_state["items.id_embedding"]))

@@ -29,6 +29,11 @@ def example_columns(sequence_length: int) -> dict:
             "timestamp": ((), np.float64), "user": ((), np.int32), "seen_count": ((), np.int32)}
 
 
+def no_exclusions(users: np.ndarray, seen_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`InteractionLog.exclusions` when repeats are allowed: nothing is excluded."""
+    return np.empty(0, np.int64), np.empty(0, np.int64)
+
+
 class InteractionLog:
     def __init__(self, sequence_length: int):
         self.sequence_length = sequence_length

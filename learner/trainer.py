@@ -56,11 +56,11 @@ from learner import content_encoder
 from learner.drift import DriftMonitor
 from learner.fine_tune import fine_tune, target_ranks_under
 from learner.gate import EvaluationGate, GateDecision, metrics_from_ranks
-from learner.interaction_log import InteractionLog, example_columns
+from learner.interaction_log import InteractionLog, example_columns, no_exclusions
 from learner.model import TwoTower
 from learner.ranking_loss import LOSSES
 from learner.replay_buffer import ReplayBuffer
-from streamrec.contracts.events import EVENT_TYPES, Event
+from streamrec.contracts.events import Event
 from streamrec.contracts.items import Item
 from streamrec.ranking.user_encoder import UserEncoder, snapshot_metadata
 from streamrec.settings import Settings
@@ -68,7 +68,6 @@ from streamrec.state.item_rows import ItemRows, grow_rows
 from streamrec.state.dedup import DedupIndex
 
 log = logging.getLogger(__name__)
-TYPE_INDEX = {t: i + 1 for i, t in enumerate(EVENT_TYPES)}
 
 @dataclass
 class ObserveResult:
@@ -111,7 +110,11 @@ class ContinualTrainer:
         elif not s.learner_use_text:
             encoder = None
         self.encoder = encoder
-        self.model = TwoTower(s.vector_dim, len(EVENT_TYPES), text_dim=encoder.dim if encoder is not None else 0,
+        # Event semantics (streamrec.contracts.semantics): the user tower embeds the declared types in
+        # declaration order (0: padding, or a type not declared); negative events are history, not targets.
+        self.semantics = s.semantics
+        self.type_index = {t: i + 1 for i, t in enumerate(self.semantics.types)}
+        self.model = TwoTower(s.vector_dim, len(self.type_index), text_dim=encoder.dim if encoder is not None else 0,
                               ext_dim=s.learner_item_embedding_dim, capacity=1024, seed=s.learner_seed)
         self.optimizer_state = torch.optim.Adam(self.model.parameters(), lr=s.learner_learning_rate).state_dict()
         self.set_item_rows(ItemRows())
@@ -201,10 +204,15 @@ class ContinualTrainer:
             return ObserveResult(0, 0, 0)
         with self.lock:
             rows = self._rows_for([e.item_id for e in events])
-            types = np.fromiter((TYPE_INDEX[e.event_type] for e in events), np.int64, len(events))
+            types = np.fromiter((self.type_index.get(e.event_type, 0) for e in events), np.int64, len(events))
             times = np.fromiter((e.timestamp for e in events), np.float64, len(events))
+            # Every event is history (and seen); only the others are examples: a negative event's
+            # item is nothing to train towards, nor to score the model on.
             examples = self.log.record([e.user_id for e in events], rows, types, times)
-            np.add.at(self.item_counts, rows, 1.0)
+            positive = self.semantics.weights_of(events) >= 0
+            if not positive.all():
+                examples = {k: v[positive] for k, v in examples.items()}
+            np.add.at(self.item_counts, rows[positive], 1.0)
             scored = examples["length"] > 0
             hits = 0
             if scored.any():
@@ -215,7 +223,7 @@ class ContinualTrainer:
                 for hit in outcomes:
                     self.drift.update(hit)
             self.pending.append(examples)
-            self.pending_count += len(events)
+            self.pending_count += len(examples["target"])
             self.events_seen += len(events)
             if offsets:
                 self.offsets.update(offsets)
@@ -234,8 +242,10 @@ class ContinualTrainer:
 
     # -- scoring ---------------------------------------------------------------------------
     def _ranks(self, model: TwoTower, examples: dict[str, np.ndarray], matrix: torch.Tensor) -> np.ndarray:
-        """Rank of each example's target under ``model``, the items its user had excluded."""
-        return target_ranks_under(model, examples, matrix, self.log.exclusions)
+        """Rank of each example's target under ``model``, the items its user had excluded (none
+        when the repeat policy allows them, as serving then does)."""
+        exclusions = no_exclusions if self.semantics.allow_repeats else self.log.exclusions
+        return target_ranks_under(model, examples, matrix, exclusions)
 
     def _evaluate(self, model: TwoTower, examples: dict[str, np.ndarray] | None, n_items: int) -> dict:
         if examples is None or len(examples["target"]) == 0:
@@ -318,7 +328,8 @@ class ContinualTrainer:
         """What a published version carries: ids, item vectors, user-tower tensors, metadata."""
         with self.lock:
             ids, vectors = self.item_vectors()
-            return ids, vectors, self.model.user_tensors(), snapshot_metadata(self.sequence_length)
+            return ids, vectors, self.model.user_tensors(), snapshot_metadata(self.sequence_length,
+                                                                              self.semantics.types)
 
     def user_encoder(self) -> UserEncoder:
         """The current model's user tower in numpy, exactly what serving builds from a snapshot."""

@@ -35,7 +35,6 @@ from aiohttp import web
 from serving import metrics
 from serving.admission import RELEASE_TURN
 from serving.event_ingest import EventIngest, EventsRejected
-from streamrec.contracts.events import EVENT_TYPES
 
 INGEST_KEY = web.AppKey("event_ingest", EventIngest)
 ROUTE = "events"
@@ -80,7 +79,7 @@ def event_schema(settings) -> dict:
     ident = {"oneOf": [{"type": "string", "minLength": 1, "maxLength": settings.max_id_length},
                        {"type": "integer"}]}
     return {"type": "object", "required": ["user_id", "item_id", "event_type", "timestamp"], "properties": {
-        "user_id": ident, "item_id": ident, "event_type": {"type": "string", "enum": list(EVENT_TYPES)},
+        "user_id": ident, "item_id": ident, "event_type": {"type": "string", "enum": list(settings.semantics.types)},
         "timestamp": {"type": "number", "description": "event time, seconds since the epoch"},
         "value": {"type": "number", "nullable": True, "description": "rating value, price, dwell time"},
         "event_id": {**ident, "description": "idempotency key; generated when absent"}}}

@@ -252,7 +252,10 @@ def _request_options(settings: Settings) -> dict:
                "filters": filters_schema(),
                "diversity": {"type": "number", "minimum": 0, "maximum": 1},
                "exploration": {"type": "number", "minimum": 0, "maximum": 1},
-               "seed": {"type": "integer", "minimum": 0}, "include_seen": {"type": "boolean"},
+               "seed": {"type": "integer", "minimum": 0},
+               "include_seen": {"type": "boolean", "description": "recommend items the user already had (default: "
+                                "STREAMREC_REPEAT_CONSUMPTION, false unless allow); items the user rejected with a "
+                                "negative event never are"},
                "after": {"type": "string", "pattern": "^(p[0-9]+:[0-9]+(,p[0-9]+:[0-9]+)*)?$",
                          "description": "consistency token of a write (POST /events answers one): answer "
                                         "once serving applied it, or say stale"}}
@@ -325,7 +328,7 @@ def openapi_document(settings: Settings) -> dict:
                                          "parameters": [{"name": "user_id", "in": "path", "required": True,
                                                          "schema": {"type": "string"}}],
                                          "responses": {"200": {"description": "recent items, last event time, "
-                                                                              "counts, vector norm"},
+                                                                              "counts, vector norm, rejected items"},
                                                        "404": {"description": "no state for this user"}}}},
             "/events": events_path(settings),
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "running"}}}},

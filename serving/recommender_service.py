@@ -16,9 +16,11 @@ contract (docs/architecture.md, Serving)::
 Steps: read the model bundle once (a swap mid-request cannot affect this request), compute
 the user vector (the model's user encoder over the freshest history, else the online
 vector), then run the one ranking pipeline (:mod:`streamrec.ranking.pipeline`, which the
-evaluation's system variants run too): candidates with the seen items excluded, and the
-items the catalogue says may not be served (retired by a tombstone, unavailable, expired at
-this instant: :meth:`RecommenderService.unservable`), the
+evaluation's system variants run too): candidates with the seen items excluded (unless
+repeats are allowed: ``include_seen``, default ``STREAMREC_REPEAT_CONSUMPTION``), the items
+the user rejected with a negative event (always), and the items the catalogue says may not
+be served (retired by a tombstone, unavailable, expired at this instant:
+:meth:`RecommenderService.unservable`), the
 request's filters (:class:`streamrec.ranking.filters.ItemFilter`: item ids, tags, item
 attributes), re-ranking (MMR diversity, exploration, reasons), a top-up
 from trending when a small catalogue runs out; finally record exposure so exploration
@@ -129,11 +131,7 @@ class RecommenderService:
     def recommend(self, req: RecRequest) -> dict:
         bundle = self.holder.current      # read once: this request's version, whatever swaps
         state = self.replica.users.get(req.user_id)
-        history = [i for i, _, _ in state.recent] if state is not None else []
-        seen = state.seen.keys() | set(history) if state is not None else set()
-        # Items that may not be served (retired, unavailable, expired) are excluded like seen
-        # ones, so every stage drops them: candidates, trending, exploration and top-up.
-        exclude = set(req.exclude_items) | (set() if req.include_seen else seen) | self.unservable()
+        history, exclude = self._history_and_exclusions(req, state)
         user_vector = self.user_vector(bundle, req.user_id, state) if state is not None else None
         item_filter = self.item_filter(req)
 
@@ -207,6 +205,26 @@ class RecommenderService:
         fetch = fetch_size(self.settings.serving_candidates, k, item_filter is not None)
         top = trending.top(fetch, exclude) if within is None else trending.top_among(within, fetch, exclude)
         return [i for i, _ in top], np.array([s for _, s in top], dtype=np.float64)
+
+    def _history_and_exclusions(self, req: RecRequest, state: UserState | None) -> tuple[list[str], set[str]]:
+        """The user's recent items that speak for candidates and reasons, and every item the answer
+        must leave out.
+
+        Items the user rejected (a negative event) are left out of both: they are never recommended
+        back, even with ``include_seen``, and lend no co-occurrence evidence. Seen items are left out
+        unless the request's ``include_seen`` (default: the repeat policy) allows them. Items that may
+        not be served (retired, unavailable, expired) are excluded too, so every stage drops them:
+        candidates, trending, exploration and top-up.
+        """
+        exclude = set(req.exclude_items) | self.unservable()
+        if state is None:
+            return [], exclude
+        rejected = state.rejected
+        history = [i for i, _, _ in state.recent if i not in rejected]
+        include_seen = self.settings.semantics.allow_repeats if req.include_seen is None else req.include_seen
+        if not include_seen:
+            exclude |= state.seen.keys() | {i for i, _, _ in state.recent}
+        return history, exclude | rejected.keys()
 
     def _cooccurrence_evidence(self, bundle: ModelBundle, history: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
         """``(bundle rows, scores)`` of the items with co-occurrence evidence for ``history``;

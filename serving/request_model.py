@@ -160,7 +160,7 @@ class RecRequest:
     diversity: float | None = None
     exploration: float | None = None
     seed: int | None = None
-    include_seen: bool = False
+    include_seen: bool | None = None   # None: STREAMREC_REPEAT_CONSUMPTION says (allow: True)
     # A consistency token's positions: answer once serving applied ``events`` up to them.
     after: tuple[tuple[int, int], ...] | None = None
 

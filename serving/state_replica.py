@@ -14,7 +14,7 @@ sources at once, and applies events with the streams worker's own routine
 * the **events topic** itself, also read from the beginning, is applied on top with
   :func:`~streamrec.contracts.events.decode_message` (the one input rule: what it rejects or finds on
   the wrong partition is not applied here) and :func:`~streamrec.state.apply.apply_located`
-  at the same (partition, offset, index among valid events) positions, weights, half-life and
+  at the same (partition, offset, index among valid events) positions, event semantics, half-life and
   limits as the streams worker. The per-partition watermark in each state makes this
   idempotent: an event the changelog state already holds is skipped.
 
@@ -62,6 +62,7 @@ from serving.applied_positions import AppliedPositions
 from serving import metrics
 from streamrec.contracts.events import Event, decode_message
 from streamrec.contracts.items import InvalidItem, Item, decode_item_message
+from streamrec.contracts.semantics import popularity_weights
 from streamrec.observability.online_metrics import OnlineQuality
 from streamrec.settings import Settings
 from streamrec.state.apply import Located, apply_located
@@ -88,7 +89,7 @@ class StateReplica:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.weights = settings.weights
+        self.semantics = settings.semantics
         self.users: dict[str, UserState] = {}
         self.item_vectors = ItemVectors(settings.vector_dim)
         self.catalogue = Catalogue()
@@ -128,10 +129,13 @@ class StateReplica:
         if counted:
             evs = [located[k][0] for k in counted]
             self.trending.add([ev.item_id for ev in evs], (ev.timestamp for ev in evs),
-                              (self.weights.get(ev.event_type, 1.0) for ev in evs))
+                              popularity_weights(evs, self.semantics))
             self._learn_cooccurrence(evs)
-        if fresh:  # each user's next event scores the list served to them before it
-            self.quality.observe([located[k][0].user_id for k in fresh], [located[k][0].item_id for k in fresh])
+        # Each user's next event scores the list served to them before it; a negative event is
+        # no such request (as in the evaluation), so the list waits for the next other one.
+        wanted = [located[k][0] for k in fresh if not self.semantics.negative(located[k][0])]
+        if wanted:
+            self.quality.observe([ev.user_id for ev in wanted], [ev.item_id for ev in wanted])
         self.events_applied += len(fresh)
         return len(fresh)
 
@@ -145,7 +149,7 @@ class StateReplica:
         if self.cooccurrence is None:
             return
         for ev in events:
-            self.cooccurrence.learn(ev.user_id, ev.item_id, ev.timestamp, self.weights.get(ev.event_type, 1.0))
+            self.cooccurrence.learn_event(ev, self.semantics)
 
     # --- the user_state changelog --------------------------------------------------------------
     def apply_user_record(self, key: bytes | str | None, raw: bytes | None) -> bool:
@@ -219,4 +223,5 @@ class StateReplica:
         return {"user_id": user_id, "recent": recent, "last_event_time": state.last_event_time or None,
                 "counts": dict(state.counts), "events_applied": state.applied,
                 "vector_norm": float(np.linalg.norm(state.vector)),
-                "watermarks": {str(p): list(m) for p, m in state.watermarks.items()}}
+                "watermarks": {str(p): list(m) for p, m in state.watermarks.items()},
+                "rejected": list(reversed(state.rejected))}   # newest first, never recommended to the user

@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from streamrec.contracts.semantics import (DEFAULT_EVENT_WEIGHTS, EventSemantics, check_repeat_policy, event_semantics,
+                                          parse_event_weights, parse_value_rule)
+
 
 def setting(default: Any, env: str, doc: str) -> Any:
     """Declare one setting: its default, its environment variable and what it means."""
@@ -94,9 +97,22 @@ class Settings:
         3 * 86400.0, "STREAMREC_POPULARITY_HALF_LIFE_S",
         "Half-life, in event time, of an item's decayed popularity (trending).")
     event_weights: str = setting(
-        "view=0.5,click=1,add_to_cart=2,purchase=3,rating=1",
-        "STREAMREC_EVENT_WEIGHTS",
-        "Signal strength per event type, used by the user vector and popularity.")
+        DEFAULT_EVENT_WEIGHTS, "STREAMREC_EVENT_WEIGHTS",
+        "The event types accepted and the signal weight of each, `name=weight,...` (a name: a lowercase letter, "
+        "then up to 31 lowercase letters, digits, _ or -); an event of another type is dead-lettered "
+        "(unknown_event_type). A negative weight (e.g. dislike=-1) pushes the item away: the user vector moves "
+        "away from it, co-occurrence and popularity do not count it, the learner does not train towards it, and "
+        "it is never recommended to that user again (until a positive event on it).")
+    value_rule: str = setting(
+        "ignore", "STREAMREC_VALUE_RULE",
+        "What an event's `value` does to its type's weight: ignore; threshold:<t> (a value below t makes the "
+        "weight negative, e.g. threshold:3 for 1-5 star ratings); scale or scale:<max> (the weight times the "
+        "value clipped to [0, max], default 10, e.g. dwell time). An event without a value keeps its type's weight.")
+    repeat_consumption: str = setting(
+        "exclude", "STREAMREC_REPEAT_CONSUMPTION",
+        "Whether items a user already had may be recommended to them again: exclude, or allow (groceries, music, "
+        "news). Serving's default for a request's include_seen; the evaluation also scores, under allow, events "
+        "on items the user had. Items the user rejected (a negative event) are never recommended either way.")
     take_batch: int = setting(
         1000, "STREAMREC_TAKE_BATCH", "Messages the streams agent takes per batch.")
     take_within_s: float = setting(
@@ -336,9 +352,21 @@ class Settings:
         inner = ", ".join(f"{f.name}={self.shown(f.name)!r}" for f in dataclasses.fields(self))
         return f"Settings({inner})"
 
+    def __post_init__(self) -> None:
+        # Malformed event semantics are refused when the settings are made, naming the variable.
+        checks = (("event_weights", parse_event_weights), ("value_rule", parse_value_rule),
+                  ("repeat_consumption", check_repeat_policy))
+        for name, check in checks:
+            try:
+                check(getattr(self, name))
+            except ValueError as exc:
+                env = self.__dataclass_fields__[name].metadata["env"]
+                raise ValueError(f"{env}={getattr(self, name)!r}: {exc}") from None
+
     @property
-    def weights(self) -> dict[str, float]:
-        return parse_weights(self.event_weights)
+    def semantics(self) -> EventSemantics:
+        """The event semantics (types, weights, value rule, repeat policy) every consumer reads."""
+        return event_semantics(self.event_weights, self.value_rule, self.repeat_consumption)
 
 
 MASK = "***"
@@ -352,14 +380,6 @@ def is_secret(name: str) -> bool:
     (True, True, False)
     """
     return bool(SECRET_WORDS & set(name.lower().split("_")))
-
-
-def parse_weights(spec: str) -> dict[str, float]:
-    out = {}
-    for part in spec.split(","):
-        name, _, value = part.partition("=")
-        out[name.strip()] = float(value)
-    return out
 
 
 def _coerce(f: dataclasses.Field, raw: str) -> Any:

@@ -30,8 +30,8 @@ class Dataset:
     timestamps: np.ndarray   # float64
     values: np.ndarray       # float32
     items: list[Item]
-    # One of streamrec.contracts.events.EVENT_TYPES per event; None means every event is a
-    # rating (what datasets built in code, such as the synthetic generator's, have always been).
+    # One declared event type per event (streamrec.contracts.semantics); None means every event is
+    # a rating (what datasets built in code, such as the synthetic generator's, have always been).
     event_types: np.ndarray | None = None
     # How the files were read (rows rejected and why); None for datasets built in code.
     report: LoadReport | None = field(default=None, compare=False)

@@ -39,7 +39,7 @@ from typing import Any, Mapping
 
 from harness.datasets.errors import DatasetError, DatasetNotFound
 from harness.datasets.times import check_time_format
-from streamrec.contracts.events import EVENT_TYPES
+from streamrec.contracts.semantics import EventSemantics
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
 
@@ -138,8 +138,6 @@ def from_mapping(doc: Mapping[str, Any], base: Path, default_name: str) -> Datas
     values = {k: v for k, v in events.items() if k in _keys(DatasetDescription)}
     values["type_map"] = _type_map(values.get("type_map", {}))
     values["time_format"] = _checked(check_time_format, values.get("time_format", "seconds"))
-    if values.get("default_type") is not None and values["default_type"] not in EVENT_TYPES:
-        raise DatasetError(f"default_type {values['default_type']!r} is not one of {', '.join(EVENT_TYPES)}")
     described_items = None
     if items is not None:
         if not isinstance(items, Mapping) or "path" not in items:
@@ -188,7 +186,8 @@ def _names(value) -> tuple[str, ...]:
 
 
 def _type_map(value) -> dict[str, str]:
-    """``{"pv": "view"}`` from a TOML table or ``"pv=view,buy=purchase"``; targets must be event types."""
+    """``{"pv": "view"}`` from a TOML table or ``"pv=view,buy=purchase"`` (:func:`check_event_types`
+    checks the targets against the declared event types)."""
     if isinstance(value, str):
         pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
         if any(len(p) != 2 for p in pairs):
@@ -196,11 +195,27 @@ def _type_map(value) -> dict[str, str]:
         value = {k.strip(): v.strip() for k, v in pairs}
     if not isinstance(value, Mapping):
         raise DatasetError("type_map must be a table such as { pv = \"view\" } or a string pv=view,buy=purchase")
-    for source_type, target in value.items():
-        if target not in EVENT_TYPES:
-            raise DatasetError(f"type_map sends {source_type!r} to {target!r}, which is not an event type "
-                               f"({', '.join(EVENT_TYPES)})")
     return {str(k): str(v) for k, v in value.items()}
+
+
+def check_event_types(description: DatasetDescription, semantics: EventSemantics) -> None:
+    """Raise DatasetError when ``type_map`` or ``default_type`` names a type ``semantics`` does not
+    declare (``STREAMREC_EVENT_WEIGHTS``): every event of it would be rejected.
+
+    >>> from streamrec.contracts.semantics import event_semantics
+    >>> d = from_mapping({"events": {"path": "x.csv", "type_map": "pv=view,thumbs_down=dislike"}}, Path("."), "x")
+    >>> check_event_types(d, event_semantics("view=1,dislike=-1"))
+    >>> check_event_types(d, event_semantics())     # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    harness.datasets.errors.DatasetError: type_map sends 'thumbs_down' to 'dislike', which is not a declared ...
+    """
+    declared = f"(declared: {', '.join(semantics.types)}; STREAMREC_EVENT_WEIGHTS declares a deployment's own)"
+    if description.default_type is not None and not semantics.accepts(description.default_type):
+        raise DatasetError(f"default_type {description.default_type!r} is not a declared event type {declared}")
+    for source_type, target in description.type_map.items():
+        if not semantics.accepts(target):
+            raise DatasetError(f"type_map sends {source_type!r} to {target!r}, which is not a declared event type "
+                               f"{declared}")
 
 
 def _check_template(template: str | None) -> None:

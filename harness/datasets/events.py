@@ -124,7 +124,8 @@ def read_events(description: DatasetDescription, settings: Settings | None = Non
             report.reject(exc.reason, where, exc.detail)
             continue
         except InvalidEvent as exc:
-            hint = " (map it with --type-map / type_map)" if exc.reason == "unknown_event_type" else ""
+            hint = (" (map it with --type-map / type_map, give --default-type / default_type, or declare it in "
+                    "STREAMREC_EVENT_WEIGHTS)") if exc.reason == "unknown_event_type" else ""
             report.reject(exc.reason, where, exc.detail + hint)
             continue
         out.users.append(event.user_id)

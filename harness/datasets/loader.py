@@ -23,7 +23,7 @@ import numpy as np
 
 from harness.datasets.catalogue import read_items
 from harness.datasets.dataset import Dataset
-from harness.datasets.description import DatasetDescription
+from harness.datasets.description import DatasetDescription, check_event_types
 from harness.datasets.errors import DatasetError
 from harness.datasets.events import read_events
 from harness.datasets.report import LoadReport
@@ -31,7 +31,10 @@ from streamrec.settings import Settings
 
 
 def load(description: DatasetDescription, settings: Settings | None = None) -> Dataset:
-    """The dataset ``description`` describes; raises DatasetError when no event is usable."""
+    """The dataset ``description`` describes; raises DatasetError when no event is usable, or when
+    its type map or default type names an event type ``settings`` do not declare."""
+    settings = settings or Settings()
+    check_event_types(description, settings.semantics)
     events, events_report = read_events(description, settings)
     items, items_report = read_items(description.items, settings) if description.items else ([], None)
     report = LoadReport(events_report, items_report)

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.timezone.utc)
     methods = {name: factories[name](seed=args.seed) for name in names}
     doc = prequential(dataset, methods, k=args.k, limit=args.limit, warmup=args.warmup, block=args.block,
-                      windows=args.windows, progress=progress)
+                      windows=args.windows, progress=progress, semantics=settings.semantics)
     doc["seed"] = args.seed
     path = _write(doc, dataset, args, argv, started, f"evaluate-{dataset.name}")
     report.render_table(doc, report.wide_console())

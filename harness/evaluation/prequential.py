@@ -11,9 +11,19 @@ is first given the full catalogue (:meth:`Recommender.set_catalogue`). Then, for
 2. ``e`` is a hit when ``i`` is in the list; its 0-based position is its rank;
 3. the method learns ``e``.
 
-Events whose item the user already had (re-consumption) cannot be hit under this
-exclusion rule, so they are learned but not scored; their number is reported
-(``repeats``; MovieLens 100K has none). Warm-up events are learned, never scored.
+Event semantics (:mod:`streamrec.contracts.semantics`, the deployment's settings) change
+three things, for every method alike. The repeat policy ``allow`` excludes only the items
+``u`` rejected (below) instead of every item ``u`` had, so re-consumption is recommended and
+scored. A negative event (``dislike``, a rating under the value rule's threshold) is a
+request for nothing: it is never scored, and its item joins ``u``'s rejected items, never
+recommended back (a later positive event takes it out), under both policies. Methods that do
+not know negative events (``Recommender.learns_negative_events`` false: the baselines) learn
+only the others, so a dislike is no interaction to them; the system's variants learn all.
+
+Events whose item the policy excludes (under ``exclude``, an item the user already had;
+MovieLens 100K has none) cannot be hit, so they are learned but not scored; the numbers
+are reported (``repeats``: events on items the user had; ``negative``). Warm-up events are
+learned, never scored. With the default semantics no event is negative and nothing changes.
 
 Batching. Requests are answered in *blocks* of consecutive events of pairwise different
 users (at most ``block`` events, never straddling the warm-up boundary): all of a
@@ -43,7 +53,10 @@ import numpy as np
 from harness.datasets import Dataset
 from harness.evaluation import metrics
 from streamrec.contracts.events import Event
+from streamrec.contracts.semantics import EventSemantics
 from streamrec.ranking.recommender import Recommender
+from streamrec.settings import Settings
+from streamrec.state.user_state import note_reaction
 
 
 @dataclass
@@ -61,16 +74,45 @@ class StreamPlan:
     warmup: int
     repeats: int
     timestamps: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    negative: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))   # per event
+    allow_repeats: bool = False
+    # allow_repeats: per scored event with any, the rows its user had rejected before it
+    rejected_before: dict[int, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_scored(self) -> int:
         return int(self.scored.sum())
 
+    @property
+    def n_negative(self) -> int:
+        return int(self.negative[self.warmup:].sum())
 
-def plan_stream(dataset: Dataset, limit: int | None = None, warmup: int = 0, block: int = 64) -> StreamPlan:
-    """Fix the event order, exclusions and request blocks of a run."""
+    def exclusions(self, j: int) -> np.ndarray:
+        """The catalogue rows event ``j``'s request leaves out: what its user had before it, or
+        under ``allow`` only what they had rejected (a rejected item is in what they had)."""
+        if self.allow_repeats:
+            return self.rejected_before.get(j, _NONE)
+        return self.user_rows[self.user_codes[j]][: self.prior[j]]
+
+    def learned_by(self, rec: Recommender, start: int, end: int) -> list[Event]:
+        """Events ``start:end`` as ``rec`` learns them: all, or without the negative ones for a
+        method that does not know them."""
+        events = self.events[start:end]
+        if rec.learns_negative_events or not self.negative[start:end].any():
+            return events
+        return [e for e, negative in zip(events, self.negative[start:end]) if not negative]
+
+
+_NONE = np.zeros(0, dtype=np.int64)
+
+
+def plan_stream(dataset: Dataset, limit: int | None = None, warmup: int = 0, block: int = 64,
+                semantics: EventSemantics | None = None) -> StreamPlan:
+    """Fix the event order, exclusions and request blocks of a run (``semantics``: the
+    deployment's, from the environment when None)."""
     if block < 1:
         raise ValueError("block must be at least 1")
+    semantics = Settings.from_env().semantics if semantics is None else semantics
     ds = dataset.head(limit) if limit is not None else dataset
     n = len(ds)
     warmup = min(max(int(warmup), 0), n)
@@ -79,20 +121,30 @@ def plan_stream(dataset: Dataset, limit: int | None = None, warmup: int = 0, blo
     item_rows = np.fromiter((index[i] for i in ds.item_ids), dtype=np.int64, count=n)
     _, user_codes = np.unique(ds.user_ids, return_inverse=True)
     user_codes = user_codes.astype(np.int64)
+    events = ds.events
+    weights = semantics.weights_of(events)
     histories: list[list[int]] = [[] for _ in range(int(user_codes.max(initial=-1)) + 1)]
     seen: list[set[int]] = [set() for _ in histories]
+    rejected: dict[int, dict[int, None]] = {}
+    nothing: dict[int, None] = {}
+    rejected_before: dict[int, np.ndarray] = {}
     prior = np.zeros(n, dtype=np.int64)
     scored = np.zeros(n, dtype=bool)
     repeats = 0
-    for j in range(n):
+    allow = semantics.allow_repeats
+    for j, weight in enumerate(weights.tolist()):
         u, row = user_codes[j], item_rows[j]
         prior[j] = len(histories[u])
-        if row in seen[u]:
-            repeats += j >= warmup
-            continue
-        scored[j] = j >= warmup
-        seen[u].add(row)
-        histories[u].append(row)
+        had, refused = row in seen[u], rejected.get(u, nothing)
+        repeats += had and j >= warmup
+        scored[j] = j >= warmup and weight >= 0 and row not in refused and (allow or not had)
+        if scored[j] and refused and allow:
+            rejected_before[j] = np.fromiter(refused, dtype=np.int64, count=len(refused))
+        if weight < 0 or refused:
+            note_reaction(rejected.setdefault(u, {}), row, weight, n)
+        if not had:
+            seen[u].add(row)
+            histories[u].append(row)
     blocks, start, users = [], 0, set()
     for j in range(n):
         if j > start and (j - start >= block or user_codes[j] in users or j == warmup):
@@ -101,10 +153,11 @@ def plan_stream(dataset: Dataset, limit: int | None = None, warmup: int = 0, blo
         users.add(user_codes[j])
     if n:
         blocks.append((start, n))
-    return StreamPlan(events=ds.events, catalogue=catalogue, item_rows=item_rows, user_codes=user_codes,
+    return StreamPlan(events=events, catalogue=catalogue, item_rows=item_rows, user_codes=user_codes,
                       prior=prior, scored=scored, blocks=blocks,
                       user_rows=[np.asarray(h, dtype=np.int64) for h in histories], warmup=warmup,
-                      repeats=repeats, timestamps=np.asarray(ds.timestamps, dtype=np.float64))
+                      repeats=repeats, timestamps=np.asarray(ds.timestamps, dtype=np.float64),
+                      negative=weights < 0, allow_repeats=semantics.allow_repeats, rejected_before=rejected_before)
 
 
 @dataclass
@@ -145,20 +198,19 @@ def run_method(rec: Recommender, plan: StreamPlan, k: int = 10, name: str | None
     lists = np.full((n_scored, k), -1, dtype=np.int64)
     learn_s = recommend_s = 0.0
     out = 0
-    events, users = plan.events, plan.user_codes
+    events = plan.events
     for b, (start, end) in enumerate(plan.blocks):
         requests = np.flatnonzero(plan.scored[start:end]) + start
         if len(requests):
             t0 = time.perf_counter()
-            served = rec.recommend_rows(
-                [events[j].user_id for j in requests], k,
-                [plan.user_rows[users[j]][: plan.prior[j]] for j in requests])
+            served = rec.recommend_rows([events[j].user_id for j in requests], k,
+                                        [plan.exclusions(j) for j in requests])
             recommend_s += time.perf_counter() - t0
             for j, rows in zip(requests, served):
                 record(lists, ranks, out, np.asarray(rows, dtype=np.int64)[:k], plan.item_rows[j])
                 out += 1
         t0 = time.perf_counter()
-        rec.learn_many(events[start:end])
+        rec.learn_many(plan.learned_by(rec, start, end))
         learn_s += time.perf_counter() - t0
         if progress is not None and (b % 200 == 0 or end == len(events)):
             progress(end, len(events))
@@ -217,10 +269,13 @@ def sweep_point(lists: list[tuple[int, np.ndarray]], plan: StreamPlan, k: int, i
 
 def prequential(dataset: Dataset, methods: Mapping[str, Recommender], k: int = 10, limit: int | None = None,
                 warmup: int = 0, block: int = 64, windows: int = 10,
-                progress: Callable[[str, int, int], None] | None = None) -> dict:
-    """Run every method over the same plan; return the JSON-ready results document."""
+                progress: Callable[[str, int, int], None] | None = None,
+                semantics: EventSemantics | None = None) -> dict:
+    """Run every method over the same plan; return the JSON-ready results document (``semantics``:
+    the deployment's, from the environment when None)."""
     started = time.perf_counter()
-    plan = plan_stream(dataset, limit=limit, warmup=warmup, block=block)
+    semantics = Settings.from_env().semantics if semantics is None else semantics
+    plan = plan_stream(dataset, limit=limit, warmup=warmup, block=block, semantics=semantics)
     vectors = item_content_vectors(dataset, plan.catalogue)
     probability = item_probability(plan)
     results: dict = {}
@@ -242,15 +297,17 @@ def prequential(dataset: Dataset, methods: Mapping[str, Recommender], k: int = 1
         if side:
             sweeps[name] = [dict(diversity_weight=w, **sweep_point(lists, plan, k, vectors, probability))
                             for w, lists in side.items()]
+    excluded = "the items the user rejected" if plan.allow_repeats else "the user's earlier items"
     return {
         "dataset": dataset.name,
         "protocol": {
             "k": k, "limit": limit, "warmup": plan.warmup, "block": block, "windows": windows,
             "events": len(plan.events), "scored": plan.n_scored, "repeats": plan.repeats,
+            "negative": plan.n_negative, "semantics": semantics.to_dict(),
             "blocks": len(plan.blocks), "catalogue": len(plan.catalogue), "users": len(plan.user_rows),
-            "description": "prequential: before each event, top-k over the full catalogue excluding the "
-                           "user's earlier items; then learn the event. Requests batched in blocks of "
-                           "distinct users (see harness.evaluation.prequential).",
+            "description": "prequential: before each event, top-k over the full catalogue excluding "
+                           f"{excluded}; then learn the event. Requests batched in blocks of distinct users (see "
+                           "harness.evaluation.prequential).",
             "diversity_space": "genre multi-hot, cosine distance",
             "novelty": "-log2 share of users who interacted with the item (add-one smoothed)",
         },

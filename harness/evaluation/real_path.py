@@ -6,8 +6,9 @@ through the running processes instead, strictly one event at a time:
 
 1. before event ``e = (u, i, t)``, ask serving over HTTP (``POST /recommendations``) for
    ``u``'s top ``k`` over the full catalogue; serving itself leaves out the items ``u``
-   already had (its default), and the harness counts any served item that should have been
-   excluded (``exclusion_violations``, expected 0);
+   already had (its default; under the repeat policy ``allow``, only those ``u`` rejected),
+   and the harness counts any served item the plan excludes (``exclusion_violations``,
+   expected 0);
 2. score hit and rank with the fast path's metric functions (same plan, same rows);
 3. publish ``e`` to ``events`` (acknowledged by the broker), then poll ``GET /users/{u}``
    until serving's replica shows it applied (``events_applied``), so the next request — of
@@ -168,8 +169,7 @@ def replay_through_serving(plan: StreamPlan, url: str, settings: Settings, *, k:
             answer = client.recommend(user, k=k, **(options or {}))
             run.recommend_s += time.perf_counter() - t0
             rows = np.array([row_of.get(i["item_id"], -1) for i in answer["items"]][:k], dtype=np.int64)
-            prior = plan.user_rows[plan.user_codes[j]][: plan.prior[j]]
-            run.exclusion_violations += int(np.isin(rows, prior).sum())
+            run.exclusion_violations += int(np.isin(rows, plan.exclusions(j)).sum())
             run.short_lists += len(rows) < k
             run.cold_requests += answer.get("state_time") is None
             run.model_versions[answer.get("model_version")] += 1
@@ -236,7 +236,7 @@ def evaluate_real(dataset: Dataset, settings: Settings, *, systems: tuple[str, .
     if unknown:
         raise ValueError(f"no real-path system {unknown}; known: {', '.join(REAL_SYSTEMS)}")
     started = time.perf_counter()
-    plan = plan_stream(dataset, limit=limit, warmup=warmup, block=1)
+    plan = plan_stream(dataset, limit=limit, warmup=warmup, block=1, semantics=settings.semantics)
     vectors, probability = item_content_vectors(dataset, plan.catalogue), item_probability(plan)
     results: dict = {}
     runs: dict[str, MethodRun] = {}
@@ -266,9 +266,11 @@ def evaluate_real(dataset: Dataset, settings: Settings, *, systems: tuple[str, .
         "protocol": {
             "path": "real", "k": k, "limit": limit, "warmup": plan.warmup, "block": 1, "windows": windows,
             "events": len(plan.events), "scored": plan.n_scored, "repeats": plan.repeats,
+            "negative": plan.n_negative, "semantics": settings.semantics.to_dict(),
             "blocks": len(plan.blocks), "catalogue": len(plan.catalogue), "users": len(plan.user_rows),
             "description": "prequential through the real system: before each event, serving's top-k over "
-                           "HTTP (serving excludes the user's seen items); then the event is published to "
+                           "HTTP (serving excludes the user's seen items, or under the repeat policy allow "
+                           "the ones they rejected); then the event is published to "
                            "Kafka and the next request waits until serving has applied it "
                            "(see harness.evaluation.real_path).",
             "diversity_space": "genre multi-hot, cosine distance",

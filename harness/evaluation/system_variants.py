@@ -60,7 +60,7 @@ from streamrec.ranking.pipeline import Exploration, candidates, fetch_size, rank
 from streamrec.ranking.recommender import Recommender
 from streamrec.settings import Settings
 from learner.trainer import ContinualTrainer
-from streamrec.state.user_state import UserState
+from streamrec.state.user_state import UserState, note_reaction
 
 SWEEP = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -74,6 +74,8 @@ def shared_encoder(cache_dir: str) -> "content_encoder.ContentEncoder | None":
 class SystemVariant(Recommender):
     """Shared machinery: per-user recent history, trending fallback, candidate re-ranking."""
 
+    learns_negative_events = True   # they weigh every event by the deployment's semantics, as serving does
+
     def __init__(self, name: str, settings: Settings | None = None, seed: int = 0, diversity: float = 0.0,
                  exploration: float = 0.0, sweep: Sequence[float] = (), sweep_every: int = 4,
                  cooccurrence: bool = False, cooccurrence_until: int | None = None):
@@ -85,7 +87,11 @@ class SystemVariant(Recommender):
         self.sweep_every = max(1, sweep_every)
         self.repeatable = exploration <= 0
         self.histories: dict[str, list[tuple[str, str, float]]] = {}
-        self.trending = DecayedPopular(self.settings.popularity_half_life_s, weights=self.settings.weights)
+        self.semantics = self.settings.semantics
+        self.trending = DecayedPopular(self.settings.popularity_half_life_s, semantics=self.semantics)
+        # Per user, the items whose newest event was negative: they lend co-occurrence no evidence
+        # (the harness keeps them out of every method's lists, as serving does).
+        self.rejected: dict[str, dict[str, None]] = {}
         # Per catalogue row: when an event first named the item (-1: never). Serving's trending
         # holds only such items and breaks ties in this order; the cold-start list does too.
         self.first_seen = np.zeros(0, dtype=np.int64)
@@ -97,7 +103,6 @@ class SystemVariant(Recommender):
         self._requests = 0
         self._rng = np.random.default_rng(seed + 0x5EED)
         s = self.settings
-        self.event_weights = s.weights
         # The online co-occurrence scorer (None: the model's score alone). Its rows follow the
         # catalogue's; it stops learning after ``cooccurrence_until`` events (static freezes it).
         self.cooccurrence = Cooccurrence.from_settings(s) if cooccurrence and s.cooccurrence_weight > 0 else None
@@ -123,8 +128,9 @@ class SystemVariant(Recommender):
             history = self.histories.setdefault(e.user_id, [])
             if self.cooccurrence is not None and (self.cooccurrence_until is None
                                                   or self._learned < self.cooccurrence_until):
-                self.cooccurrence.learn(e.user_id, e.item_id, e.timestamp, self.event_weights.get(e.event_type, 1.0))
+                self.cooccurrence.learn_event(e, self.semantics)
             self._learned += 1
+            self._note_reaction(e)
             history.append((e.item_id, e.event_type, e.timestamp))
             if len(history) > limit:
                 del history[: len(history) - limit]
@@ -133,6 +139,12 @@ class SystemVariant(Recommender):
 
     def learn_one(self, event: Event) -> None:
         self.learn_many([event])
+
+    def _note_reaction(self, event: Event) -> None:
+        weight = self.semantics.weight_of(event)
+        if weight < 0 or event.user_id in self.rejected:
+            note_reaction(self.rejected.setdefault(event.user_id, {}), event.item_id, weight,
+                          self.settings.seen_items)
 
     def _learn(self, events: Sequence[Event]) -> None:
         """Hook: model learning (user histories and trending are already updated)."""
@@ -144,12 +156,17 @@ class SystemVariant(Recommender):
         n = len(self.item_ids)
         co = None
         if self.cooccurrence is not None:
-            co = self.cooccurrence.scores([[i for i, _, _ in self.histories.get(u, [])] for u in user_ids])[:, :n]
+            co = self.cooccurrence.scores([self.evidence(u) for u in user_ids])[:, :n]
         scores = relevance(self.user_vectors(user_ids) @ self.vectors[:n].T, co, self.settings.cooccurrence_weight)
         cold = np.array([not self.histories.get(u) for u in user_ids])
         if cold.any():
             scores[cold] = self.trending.scores[:n]
         return scores
+
+    def evidence(self, user_id: str) -> list[str]:
+        """The user's recent items that lend co-occurrence evidence: all but the rejected ones."""
+        rejected = self.rejected.get(user_id, {})
+        return [i for i, _, _ in self.histories.get(user_id, []) if i not in rejected]
 
     def recommend_rows(self, user_ids, k, excludes):
         """Serving's ranking pipeline (:mod:`streamrec.ranking.pipeline`), stages 1-2 for the
@@ -296,7 +313,7 @@ class OnlineVectorsVariant(SystemVariant):
         s = self.settings
         for e in events:
             state = self.states.setdefault(e.user_id, UserState.empty(s.vector_dim))
-            state.apply([e], self.item_vectors.lookup([e.item_id]), [(0, self.offset, 0)], weights=s.weights,
+            state.apply([e], self.item_vectors.lookup([e.item_id]), [(0, self.offset, 0)], semantics=self.semantics,
                         half_life=s.user_vector_half_life_s, recent_limit=s.recent_items, dedup_limit=s.dedup_ids)
             self.offset += 1
 

@@ -19,11 +19,12 @@ Examples
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from streamrec.contracts.events import Event
+from streamrec.contracts.semantics import EventSemantics, popularity_weights
 from streamrec.ranking.recommender import Recommender
 from streamrec.state.popularity import DecayedPopularity
 
@@ -35,19 +36,20 @@ class DecayedPopular(Recommender):
     ----------
     half_life_s
         Event-time seconds after which an event counts half.
-    weights
-        Event type -> weight; types not listed count 1.
+    semantics
+        What each event adds (:func:`~streamrec.contracts.semantics.popularity_weights`: its
+        weight, nothing when negative); None: every event adds 1.
     """
 
     name = "decayed-popular"
 
-    def __init__(self, half_life_s: float = 3 * 86400.0, weights: Mapping[str, float] | None = None,
+    def __init__(self, half_life_s: float = 3 * 86400.0, semantics: EventSemantics | None = None,
                  seed: int | None = None):
         super().__init__()
         if half_life_s <= 0:
             raise ValueError("half_life_s must be positive")
         self.half_life_s = float(half_life_s)
-        self.weights = dict(weights or {})
+        self.semantics = semantics
         self.popularity = DecayedPopularity(self.half_life_s)
 
     def _on_catalogue(self) -> None:
@@ -69,7 +71,7 @@ class DecayedPopular(Recommender):
         for item_id in item_ids:
             self.row(item_id)   # an item new to the catalogue gets its row here first
         self.popularity.add(item_ids, (e.timestamp for e in events),
-                            (self.weights.get(e.event_type, 1.0) for e in events))
+                            popularity_weights(events, self.semantics))
 
     def decayed_scores(self, now: float) -> np.ndarray:
         """Scores in event weight decayed to time ``now`` (for inspection; ranking ignores it)."""

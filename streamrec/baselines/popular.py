@@ -1,8 +1,8 @@
 """Most popular so far: every user gets the items with the most events up to now.
 
 The simplest non-personalised baseline, and a strong one on MovieLens, whose ratings are
-concentrated on a few hundred films. Each event adds its event-type weight (all 1 for
-ratings) to its item's count; ties are broken towards the lower catalogue row.
+concentrated on a few hundred films. Each event adds 1 to its item's count (or, given event
+semantics, its popularity weight); ties are broken towards the lower catalogue row.
 
 Examples
 --------
@@ -18,11 +18,12 @@ Examples
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from streamrec.contracts.events import Event
+from streamrec.contracts.semantics import EventSemantics, popularity_weights
 from streamrec.ranking.recommender import Recommender
 from streamrec.state.item_rows import grow_rows
 
@@ -32,28 +33,27 @@ class MostPopular(Recommender):
 
     Parameters
     ----------
-    weights
-        Event type -> weight; types not listed count 1.
+    semantics
+        What each event adds (:func:`~streamrec.contracts.semantics.popularity_weights`: its
+        weight, nothing when negative); None: every event adds 1.
     """
 
     name = "popular"
 
-    def __init__(self, weights: Mapping[str, float] | None = None, seed: int | None = None):
+    def __init__(self, semantics: EventSemantics | None = None, seed: int | None = None):
         super().__init__()
-        self.weights = dict(weights or {})
+        self.semantics = semantics
         self.counts = np.zeros(0, dtype=np.float64)
 
     def _on_catalogue(self) -> None:
         self.counts = grow_rows(self.counts, len(self.item_ids))
 
     def learn_one(self, event: Event) -> None:
-        self.counts[self.row(event.item_id)] += self.weights.get(event.event_type, 1.0)
+        self.learn_many([event])
 
     def learn_many(self, events: Sequence[Event]) -> None:
         rows = np.fromiter((self.row(e.item_id) for e in events), dtype=np.int64, count=len(events))
-        w = np.fromiter((self.weights.get(e.event_type, 1.0) for e in events), dtype=np.float64,
-                        count=len(events))
-        np.add.at(self.counts, rows, w)
+        np.add.at(self.counts, rows, popularity_weights(events, self.semantics))
 
     def score_many(self, user_ids: Sequence[str]) -> np.ndarray:
         n = len(self.item_ids)

@@ -4,6 +4,8 @@ An event is a JSON object; a message may also carry a JSON array of them (a pack
 batch). Validation is strict and cheap: each element is checked on its own, valid
 ones become :class:`Event`, invalid ones become :class:`Rejection` with a reason code
 that the streams worker puts on the dead-letter topic together with the original bytes.
+The event types accepted are the ones the deployment declares (``STREAMREC_EVENT_WEIGHTS``,
+:mod:`streamrec.contracts.semantics`; by default :data:`EVENT_TYPES`).
 
 Examples
 --------
@@ -16,6 +18,9 @@ Examples
 ...                     Settings())[1][0]
 >>> bad.reason, bad.index, bad.field
 ('unknown_event_type', 0, 'event_type')
+>>> parse_message(b'{"user_id": 1, "item_id": "a", "event_type": "like", "timestamp": 1.5e9}',
+...               Settings(event_weights="like=1,dislike=-1"))[0][0].event_type   # a declared type
+'like'
 """
 from __future__ import annotations
 
@@ -26,11 +31,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Iterable
 
-from streamrec.settings import Settings
+from streamrec.contracts.semantics import event_semantics
 from streamrec.contracts.topics import partition_for
+from streamrec.settings import Settings
 
-EVENT_TYPES = ("view", "click", "add_to_cart", "purchase", "rating")
-_EVENT_TYPES = frozenset(EVENT_TYPES)
+# The event types declared by default (STREAMREC_EVENT_WEIGHTS declares a deployment's own:
+# streamrec.contracts.semantics); validation accepts the declared ones.
+EVENT_TYPES = event_semantics().types
 REQUIRED = ("user_id", "item_id", "event_type", "timestamp")
 KNOWN_FIELDS = frozenset(REQUIRED + ("value", "event_id"))
 
@@ -118,8 +125,9 @@ def validate(obj: Any, settings: Settings, now: float | None = None) -> Event:
     event_type = obj["event_type"]
     if not isinstance(event_type, str):
         raise InvalidEvent("bad_type", "event_type must be a string", "event_type")
-    if event_type not in _EVENT_TYPES:
-        raise InvalidEvent("unknown_event_type", f"{event_type[:40]!r} is not one of {', '.join(EVENT_TYPES)}",
+    semantics = settings.semantics
+    if not semantics.accepts(event_type):
+        raise InvalidEvent("unknown_event_type", f"{event_type[:40]!r} is not one of {', '.join(semantics.types)}",
                            "event_type")
     ts = _number(obj, "timestamp")
     now = time.time() if now is None else now

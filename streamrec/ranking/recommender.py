@@ -88,6 +88,10 @@ class Recommender:
     """
 
     name = "recommender"
+    #: True when :meth:`learn_one` understands negative events (a weight below zero under the
+    #: deployment's :mod:`~streamrec.contracts.semantics`); the harness gives the others only the
+    #: events that are not negative, so a dislike is no interaction to them.
+    learns_negative_events = False
     #: False when answers depend on earlier requests (e.g. exploration weighted by exposure),
     #: so two identical requests in a row may differ.
     repeatable = True

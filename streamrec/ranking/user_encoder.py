@@ -98,10 +98,11 @@ def user_encoder_from_snapshot(snapshot) -> UserEncoder | None:
                        int(spec["sequence_length"]), list(spec["event_types"]))
 
 
-def snapshot_metadata(sequence_length: int) -> dict:
-    """What :func:`user_encoder_from_snapshot` needs besides the tensors."""
+def snapshot_metadata(sequence_length: int, event_types: Sequence[str] = EVENT_TYPES) -> dict:
+    """What :func:`user_encoder_from_snapshot` needs besides the tensors (``event_types``: the
+    declared types, in the order the type embedding's rows 1.. follow)."""
     return {"user_encoder": {"kind": "gru", "sequence_length": sequence_length,
-                             "event_types": list(EVENT_TYPES), "max_age_s": MAX_AGE_S}}
+                             "event_types": list(event_types), "max_age_s": MAX_AGE_S}}
 
 
 

@@ -2,7 +2,7 @@
 
 Both read the ``events`` topic, decode it with :func:`~streamrec.contracts.events.decode_message`
 and must then update every user's :class:`~streamrec.state.user_state.UserState` identically
-(same positions, weights, half-life and limits), or serving's replica would drift from the
+(same positions, event semantics, half-life and limits), or serving's replica would drift from the
 changelog the streams worker writes. This module is that update; what each process does
 around it differs (the streams worker encodes the states it changed for its changelog,
 serving feeds trending, co-occurrence and online quality).
@@ -82,7 +82,7 @@ def apply_located(located: Sequence[Located], state_of: Callable[[str], UserStat
     for user_id, ks in by_user.items():
         state = state_of(user_id)
         result = state.apply([located[k][0] for k in ks], vectors[ks], [located[k][1] for k in ks],
-                             weights=s.weights, half_life=s.user_vector_half_life_s,
+                             semantics=s.semantics, half_life=s.user_vector_half_life_s,
                              recent_limit=s.recent_items, dedup_limit=s.dedup_ids, seen_limit=s.seen_items)
         out.append(UserApplied(user_id, state, ks, [ks[j] for j in result.applied],
                                [ks[j] for j in result.unique]))

@@ -52,6 +52,8 @@ from typing import Sequence
 
 import numpy as np
 
+from streamrec.contracts.events import Event
+from streamrec.contracts.semantics import EventSemantics
 from streamrec.settings import Settings
 from streamrec.state.item_rows import ItemRows, grow_rows
 from streamrec.state.pair_counts import DensePairs, TopKPairs
@@ -158,6 +160,13 @@ class Cooccurrence:
         if len(earlier):
             self.store.add(row, earlier, w)
         self.counts[row] += w
+
+    def learn_event(self, event: Event, semantics: EventSemantics) -> None:
+        """Learn one event at its weight under ``semantics``; a negative event is not counted
+        (a disliked item is evidence of nothing the user wants, so it reinforces no pair)."""
+        weight = semantics.weight_of(event)
+        if weight >= 0:
+            self.learn(event.user_id, event.item_id, event.timestamp, weight)
 
     # -- scoring -----------------------------------------------------------------------------
     def _weighted_history(self, history: Sequence[str], norms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -19,17 +19,26 @@ duplicate, it is the watermark's job).
 Examples
 --------
 >>> from streamrec.contracts.events import Event
+>>> from streamrec.contracts.semantics import event_semantics
 >>> s = UserState.empty(dim=4)
 >>> ev = Event("u", "i", "click", 100.0)
 >>> vec = np.ones((1, 4), dtype=np.float32)
->>> s.apply([ev], vec, [(0, 5, 0)], weights={"click": 1.0}, half_life=60.0,
-...         recent_limit=10, dedup_limit=10).applied
+>>> kw = dict(semantics=event_semantics("click=1,dislike=-1"), half_life=60.0, recent_limit=10, dedup_limit=10)
+>>> s.apply([ev], vec, [(0, 5, 0)], **kw).applied
 [0]
->>> s.apply([ev], vec, [(0, 5, 0)], weights={"click": 1.0}, half_life=60.0,
-...         recent_limit=10, dedup_limit=10).applied   # the same offset again: skipped
+>>> s.apply([ev], vec, [(0, 5, 0)], **kw).applied   # the same offset again: skipped
 []
->>> decode_state(s.encode()).counts
-{'click': 1}
+>>> _ = s.apply([Event("u", "j", "dislike", 101.0)], -vec, [(0, 6, 0)], **kw)
+>>> decode_state(s.encode()).counts, list(s.rejected)   # j is never recommended to u again
+({'click': 1, 'dislike': 1}, ['j'])
+
+Negative events
+---------------
+An event whose weight (:meth:`streamrec.contracts.semantics.EventSemantics.weight`) is below
+zero pushes its item away: it enters the user vector's mean with its negative weight (the
+mean is normalised by the sum of the weights' magnitudes, so the vector moves away from
+the item rather than flipping sign), and the item joins ``rejected``, which every answer
+excludes. A later positive event on the item takes it out again: the newest reaction wins.
 """
 from __future__ import annotations
 
@@ -42,6 +51,7 @@ import numpy as np
 
 from streamrec.state.dedup import is_duplicate, remember
 from streamrec.contracts.events import Event
+from streamrec.contracts.semantics import EventSemantics
 
 CODEC_VERSION = 1
 
@@ -64,20 +74,24 @@ class UserState:
     # event_id -> the position it was first applied at (insertion-ordered, bounded)
     event_ids: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     applied: int = 0            # events applied, for idempotency checks
-    # Every item the user had (insertion-ordered, bounded): what serving never recommends again.
+    # Every item the user had (insertion-ordered, bounded): what serving never recommends again
+    # unless repeats are allowed.
     seen: dict[str, None] = field(default_factory=dict)
+    # Items whose newest event was negative (insertion-ordered, bounded): never recommended to the user.
+    rejected: dict[str, None] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, dim: int) -> "UserState":
         return cls([], {}, 0.0, np.zeros(dim, dtype=np.float32), 0.0, 0.0)
 
     def apply(self, events: Sequence[Event], item_vectors: np.ndarray,
-              positions: Sequence[tuple[int, int, int]], *, weights: dict[str, float],
+              positions: Sequence[tuple[int, int, int]], *, semantics: EventSemantics,
               half_life: float, recent_limit: int, dedup_limit: int, seen_limit: int = 5000) -> Applied:
         """Apply events (in source order) once each.
 
         ``positions[k]`` is (partition, offset, index within the packed message) of
-        ``events[k]``; ``item_vectors[k]`` is the current vector of its item. Returns the
+        ``events[k]``; ``item_vectors[k]`` is the current vector of its item; ``semantics``
+        weighs each event (``seen_limit`` also bounds the rejected items). Returns the
         indices applied now and the indices that are not duplicates at all (applied now or
         before), which other idempotent aggregates (popularity) count against their own
         watermarks.
@@ -98,8 +112,10 @@ class UserState:
         if not applied:
             return Applied(applied, unique)
         evs = [events[k] for k in applied]
-        for ev in evs:
+        weights = semantics.weights_of(evs)
+        for ev, weight in zip(evs, weights):
             self.counts[ev.event_type] = self.counts.get(ev.event_type, 0) + 1
+            note_reaction(self.rejected, ev.item_id, weight, seen_limit)
         self.recent.extend((ev.item_id, ev.event_type, ev.timestamp) for ev in evs)
         for ev in evs:
             self.seen.pop(ev.item_id, None)  # re-insert: the oldest-touched item is evicted first
@@ -110,10 +126,9 @@ class UserState:
             del self.recent[: len(self.recent) - recent_limit]
         times = np.fromiter((ev.timestamp for ev in evs), dtype=np.float64, count=len(evs))
         anchor = max(float(times.max()), self.vector_time)
-        w = np.fromiter((weights.get(ev.event_type, 1.0) for ev in evs), dtype=np.float64,
-                        count=len(evs)) * np.exp2((times - anchor) / half_life)
+        w = weights * np.exp2((times - anchor) / half_life)
         old = self.weight * 2.0 ** ((self.vector_time - anchor) / half_life)
-        total = old + float(w.sum())
+        total = old + float(np.abs(w).sum())   # a negative weight moves the mean away from its item
         if total > 0:
             mixed = old * self.vector + w @ np.asarray(item_vectors, dtype=np.float64)[applied]
             self.vector = (mixed / total).astype(np.float32)
@@ -129,6 +144,8 @@ class UserState:
             "w": self.weight, "vt": self.vector_time,
             "wm": {str(p): list(m) for p, m in self.watermarks.items()},
             "ids": self.event_ids, "n": self.applied, "seen": list(self.seen),
+            # Written only when there is one, so a deployment without negative events writes what it always did.
+            **({"rejected": list(self.rejected)} if self.rejected else {}),
         }, separators=(",", ":")).encode()
 
 
@@ -143,4 +160,26 @@ def decode_state(raw: bytes) -> UserState:
         weight=float(d["w"]), vector_time=float(d["vt"]),
         watermarks={int(p): (int(m[0]), int(m[1])) for p, m in d["wm"].items()},
         event_ids={k: tuple(v) for k, v in d["ids"].items()}, applied=int(d["n"]),
-        seen=dict.fromkeys(d.get("seen", ())))
+        seen=dict.fromkeys(d.get("seen", ())), rejected=dict.fromkeys(d.get("rejected", ())))
+
+
+def note_reaction(rejected: dict[str, None], item_id: str, weight: float, limit: int) -> None:
+    """Keep a user's ``rejected`` items current after an event of ``weight`` on ``item_id``.
+
+    A negative event makes the item the newest rejected one (the oldest beyond ``limit`` is
+    forgotten); a positive one takes it out; a zero weight changes nothing.
+
+    >>> rejected = {}
+    >>> note_reaction(rejected, "a", -1.0, 2); note_reaction(rejected, "b", -1.0, 2)
+    >>> note_reaction(rejected, "c", -0.5, 2); list(rejected)
+    ['b', 'c']
+    >>> note_reaction(rejected, "b", 1.0, 2); list(rejected)
+    ['c']
+    """
+    if weight < 0:
+        rejected.pop(item_id, None)
+        rejected[item_id] = None
+        while len(rejected) > limit:
+            del rejected[next(iter(rejected))]
+    elif weight > 0:
+        rejected.pop(item_id, None)

@@ -165,8 +165,8 @@ def test_unusable_descriptions_are_one_clear_error(tmp_path):
     path = str(_csv(tmp_path))
     with pytest.raises(DatasetError, match="not built in .*ml-100k.*path to a CSV"):
         describe("no-such-dataset")
-    with pytest.raises(DatasetError, match="'pageview', which is not an event type"):
-        describe(path, events={"type_map": "pv=pageview"})
+    with pytest.raises(DatasetError, match="'pageview', which is not a declared event type"):
+        load_dataset(path, type_map="pv=pageview")
     with pytest.raises(DatasetError, match="time format 'dd/mm'"):
         describe(path, events={"time_format": "dd/mm"})
     with pytest.raises(DatasetError, match="ml-100k is built in"):

@@ -53,7 +53,7 @@ def test_evaluate_a_csv_end_to_end(csv_dir):
     ("evaluate", ["--dataset", "interactions.csv"], "has no column 'user_id' (--user-col / user_col); its columns: "
                                                     "user, item, ts, action"),
     ("replay", ["--dataset", "interactions.csv", *FLAGS[:-2]], "no usable event"),
-    ("replay", ["--dataset", "interactions.csv", *FLAGS[:-1], "pv=pageview"], "'pageview', which is not an event"),
+    ("replay", ["--dataset", "interactions.csv", *FLAGS[:-1], "pv=pageview"], "'pageview', which is not a declared event type"),
     ("simulate", ["--dataset", "missing.toml"], "missing.toml: no such description file"),
 ])
 def test_dataset_mistakes_are_one_line(csv_dir, command, argv, says):

@@ -7,8 +7,9 @@ from hypothesis import given, settings as hsettings, strategies as st
 from streamrec.state.dedup import DedupIndex
 from streamrec.contracts.events import Event
 from streamrec.state.user_state import UserState
+from streamrec.contracts.semantics import event_semantics
 
-KW = dict(weights={"click": 1.0}, half_life=3600.0, recent_limit=10)
+KW = dict(semantics=event_semantics("click=1"), half_life=3600.0, recent_limit=10)
 ids = st.lists(st.one_of(st.none(), st.integers(0, 12).map(lambda k: f"e{k}")), min_size=1, max_size=60)
 
 

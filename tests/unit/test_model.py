@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from learner.checkpoint import checkpoint_bytes, load_checkpoint, save_checkpoint
+from learner.checkpoint import IncompatibleCheckpoint, checkpoint_bytes, load_checkpoint, save_checkpoint
 from streamrec.contracts.events import Event
 from learner.gate import EvaluationGate, ranking_metrics
 from streamrec.contracts.items import Item
@@ -190,3 +190,24 @@ def test_recommend_excludes_and_ranks_by_score(ml100k):
     scores = [s for _, s in recs]
     assert scores == sorted(scores, reverse=True)
     assert trainer.recommend_many([history, []], k=5)[1] and len(trainer.recommend_many([history], k=5)[0]) == 5
+
+
+def test_declared_event_types_are_embedded_and_negative_events_are_history_not_targets(tmp_path):
+    settings = small_settings(event_weights="play=1,skip=-0.5,like=2")
+    trainer = ContinualTrainer(settings)
+    assert trainer.type_index == {"play": 1, "skip": 2, "like": 3}
+    assert trainer.model.users.type_embedding.num_embeddings == 4
+    events = [Event("u", "a", "play", 1.0), Event("u", "b", "skip", 2.0), Event("u", "c", "like", 3.0)]
+    result = trainer.observe(events)
+    assert (result.events, trainer.pending_count, trainer.events_seen) == (3, 2, 3)
+    assert trainer.pending[0]["target"].tolist() == [trainer.item_index["a"], trainer.item_index["c"]]
+    # c's example still sees the skip in its history, typed as a skip.
+    assert trainer.pending[0]["hist_types"][1, :2].tolist() == [1, 2]
+    assert trainer.item_counts[trainer.item_index["b"]] == 0      # nothing to correct a target's logQ for
+    assert trainer.export()[3]["user_encoder"]["event_types"] == ["play", "skip", "like"]
+    # A checkpoint of these types resumes under them and is refused under others.
+    path = tmp_path / "learner.safetensors"
+    save_checkpoint(path, trainer, version=1)
+    assert load_checkpoint(path, settings.replace(event_weights="play=2,skip=-1,like=3"))[0].pending_count == 2
+    with pytest.raises(IncompatibleCheckpoint, match="embeds the event types play, skip, like"):
+        load_checkpoint(path, small_settings())

@@ -6,6 +6,7 @@ import pytest
 
 from streamrec.baselines import DecayedPopular
 from streamrec.contracts.events import Event
+from streamrec.contracts.semantics import event_semantics
 from streamrec.state.popularity import DecayedPopularity
 
 
@@ -34,7 +35,7 @@ def test_rows_follow_registration_order_and_arrays_grow():
 
 
 def test_baseline_scores_are_the_popularity_of_its_catalogue_rows():
-    rec = DecayedPopular(half_life_s=10.0, weights={"purchase": 3.0})
+    rec = DecayedPopular(half_life_s=10.0, semantics=event_semantics("click=1,purchase=3"))
     rec.set_catalogue(["a", "b", "c"])
     rec.learn_many([Event("u", "c", "click", 0.0), Event("u", "new", "purchase", 10.0)])
     rec.learn_one(Event("v", "b", "click", 10.0))

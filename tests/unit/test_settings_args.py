@@ -17,7 +17,8 @@ from tests.unit.test_layers import REPO, _reach, project_modules
 
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 # Settings read through a method or property rather than by field name.
-INDIRECT = {"topic": "topic_prefix", "weights": "event_weights", "secrets": None, "shown": None}
+INDIRECT = {"topic": ("topic_prefix",), "semantics": ("event_weights", "value_rule", "repeat_consumption"),
+            "secrets": (), "shown": ()}
 
 
 def process_parsers():
@@ -38,8 +39,8 @@ def settings_named(module: str) -> set[str]:
         name = node.attr if isinstance(node, ast.Attribute) else None
         if name in FIELDS:
             found.add(name)
-        elif name in INDIRECT and INDIRECT[name]:
-            found.add(INDIRECT[name])
+        elif name in INDIRECT:
+            found.update(INDIRECT[name])
     return found
 
 

@@ -9,7 +9,7 @@ from streamrec.state.user_state import UserState, decode_state
 from streams.batch import BatchProcessor, Record
 
 S = Settings()
-KW = dict(weights=S.weights, half_life=S.user_vector_half_life_s, recent_limit=5, dedup_limit=3)
+KW = dict(semantics=S.semantics, half_life=S.user_vector_half_life_s, recent_limit=5, dedup_limit=3)
 
 
 def ev(i, t=1e9, eid=None, kind="click"):
