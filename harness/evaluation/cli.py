@@ -35,7 +35,7 @@ from rich.console import Console
 
 from harness.datasets import Dataset
 from harness.datasets.flags import add_dataset_arguments, dataset_from_args
-from harness.evaluation import report
+from harness.evaluation import report, tables
 from harness.evaluation.methods import available_methods, default_methods
 from harness.evaluation.prequential import prequential
 from streamrec.settings import Settings
@@ -56,6 +56,12 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
                    help="max consecutive distinct-user requests answered together (default %(default)s)")
     p.add_argument("--windows", type=int, default=settings.eval_windows,
                    help="time windows for the per-window metrics (default %(default)s)")
+    p.add_argument("--next-items", type=int, default=settings.eval_next_items,
+                   help="the user's next N new items are relevant for recall, precision and MAP (default %(default)s)")
+    p.add_argument("--cold-events", type=int, default=settings.eval_cold_events,
+                   help="requests of users with fewer earlier events are cold (default %(default)s)")
+    p.add_argument("--bootstrap", type=int, default=settings.eval_bootstrap,
+                   help="resamples of users behind the 95%% intervals; 0: none (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed handed to every method's factory")
     p.add_argument("--out", type=Path, default=settings.eval_out_dir, help="output directory (default %(default)s)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -81,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.timezone.utc)
     methods = {name: factories[name](seed=args.seed) for name in names}
     doc = prequential(dataset, methods, k=args.k, limit=args.limit, warmup=args.warmup, block=args.block,
-                      windows=args.windows, progress=progress)
+                      windows=args.windows, progress=progress, **_analysis_args(args))
     doc["seed"] = args.seed
     path = _write(doc, dataset, args, argv, started, f"evaluate-{dataset.name}")
     report.render_table(doc, report.wide_console())
@@ -107,7 +113,7 @@ def _main_real(args: argparse.Namespace, settings: Settings, argv: list[str] | N
     started = dt.datetime.now(dt.timezone.utc)
     with embedded_or_configured(settings) as settings:
         doc = evaluate_real(dataset, settings, systems=tuple(names), k=args.k, limit=args.limit,
-                            warmup=args.warmup, windows=args.windows, progress=progress)
+                            warmup=args.warmup, windows=args.windows, progress=progress, **_analysis_args(args))
     path = _write(doc, dataset, args, argv, started, f"evaluate-real-{dataset.name}")
     report.render_table(doc, report.wide_console())
     for name, result in doc["methods"].items():
@@ -122,6 +128,11 @@ def _main_real(args: argparse.Namespace, settings: Settings, argv: list[str] | N
               f"HR {agreed['hr'][0]:.4f} (real) vs {agreed['hr'][1]:.4f} (fast)")
     _finish(doc, args, path)
     return 0
+
+
+def _analysis_args(args: argparse.Namespace) -> dict:
+    """What the flags choose of :class:`~harness.evaluation.analysis.RequestAnalysis`."""
+    return {"next_items": args.next_items, "cold_events": args.cold_events, "bootstrap": args.bootstrap}
 
 
 def _chosen(args: argparse.Namespace, known, default, complaint: str) -> list[str] | None:
@@ -166,6 +177,8 @@ def _write(doc: dict, dataset: Dataset, args: argparse.Namespace, argv: list[str
 
 def _finish(doc: dict, args: argparse.Namespace, path) -> None:
     print(f"wrote {path}")
+    for written in tables.write_tables(doc, path):
+        print(f"wrote {written}")
     if not args.no_plots:
         for plot in report.write_plots(doc, args.out, path.stem):
             print(f"wrote {plot}")
