@@ -140,7 +140,8 @@ def window_positions(windows: list[dict]) -> tuple[list[float], str]:
     return list(range(1, len(windows) + 1)), "time window (equal numbers of requests)"
 
 
-def plot_over_time(doc: dict, path: Path) -> Path:
+def over_time_figure(doc: dict) -> plt.Figure:
+    """The per-window metrics of every method, one panel per metric, one legend outside them."""
     fig, axes = plt.subplots(2, 3, figsize=(16, 8), layout="constrained")
     for ax, (key, label) in zip(axes.flat, OVER_TIME):
         xlabel = ""
@@ -157,6 +158,11 @@ def plot_over_time(doc: dict, path: Path) -> Path:
     if handles:
         fig.legend(handles, labels, loc="outside right upper", fontsize=8)
     fig.suptitle(f"{doc.get('dataset', '')}: metrics over time")
+    return fig
+
+
+def plot_over_time(doc: dict, path: Path) -> Path:
+    fig = over_time_figure(doc)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
