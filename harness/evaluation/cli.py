@@ -1,9 +1,13 @@
 """``streamrec evaluate``: prequential evaluation of every method in one run, same event order.
 
 Runs the fast in-process path of :mod:`harness.evaluation.prequential` over a dataset,
-prints the table, and writes ``<out>/evaluate-<dataset>.json`` plus the PNG plots of
+prints the tables, and writes ``<out>/evaluate-<dataset>.json``, beside it the Markdown
+report and per-window CSV of :mod:`harness.evaluation.tables`, and the PNG plots of
 :mod:`harness.evaluation.report`. Methods are the baselines of
 :data:`streamrec.baselines.BASELINES` and, where they can be built, the system variants.
+``--next-items``, ``--cold-events`` and ``--bootstrap`` choose what recall, precision and
+MAP count as relevant, which requests are cold, and how many resamples of users stand
+behind each 95% interval (:mod:`harness.evaluation.analysis`).
 
 Examples
 --------
@@ -41,6 +45,18 @@ from harness.evaluation.prequential import prequential
 from streamrec.settings import Settings
 
 
+# The evaluation's whole-number settings, each a flag: (flag, Settings field, what it sets).
+EVAL_FLAGS = [
+    ("--k", "eval_k", "list length"),
+    ("--warmup", "eval_warmup", "events learned before scoring starts"),
+    ("--block", "eval_block", "max consecutive distinct-user requests answered together"),
+    ("--windows", "eval_windows", "time windows for the per-window metrics"),
+    ("--next-items", "eval_next_items", "the user's next N new items are relevant for recall, precision and MAP"),
+    ("--cold-events", "eval_cold_events", "requests of users with fewer earlier events are cold"),
+    ("--bootstrap", "eval_bootstrap", "resamples of users behind the 95%% intervals; 0: none"),
+]
+
+
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="streamrec evaluate", description=__doc__.split("\n")[0])
     add_dataset_arguments(p)
@@ -49,19 +65,8 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--methods", default=None,
                    help="comma-separated method names (default: all available but system-full-norerank; see --list)")
     p.add_argument("--list", action="store_true", help="list the available methods and exit")
-    p.add_argument("--k", type=int, default=settings.eval_k, help="list length (default %(default)s)")
-    p.add_argument("--warmup", type=int, default=settings.eval_warmup,
-                   help="events learned before scoring starts (default %(default)s)")
-    p.add_argument("--block", type=int, default=settings.eval_block,
-                   help="max consecutive distinct-user requests answered together (default %(default)s)")
-    p.add_argument("--windows", type=int, default=settings.eval_windows,
-                   help="time windows for the per-window metrics (default %(default)s)")
-    p.add_argument("--next-items", type=int, default=settings.eval_next_items,
-                   help="the user's next N new items are relevant for recall, precision and MAP (default %(default)s)")
-    p.add_argument("--cold-events", type=int, default=settings.eval_cold_events,
-                   help="requests of users with fewer earlier events are cold (default %(default)s)")
-    p.add_argument("--bootstrap", type=int, default=settings.eval_bootstrap,
-                   help="resamples of users behind the 95%% intervals; 0: none (default %(default)s)")
+    for flag, field, meaning in EVAL_FLAGS:
+        p.add_argument(flag, type=int, default=getattr(settings, field), help=f"{meaning} (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed handed to every method's factory")
     p.add_argument("--out", type=Path, default=settings.eval_out_dir, help="output directory (default %(default)s)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
