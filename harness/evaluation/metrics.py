@@ -37,8 +37,8 @@ Examples
 >>> hit_rate(ranks), round(mrr(ranks), 3), round(ndcg(ranks), 3)
 (0.5, 0.375, 0.408)
 >>> lists, relevant = np.array([[5, 6, 7], [8, 9, 4]]), np.array([[6, 3], [4, -1]])
->>> round(recall(lists, relevant), 3), round(precision(lists, relevant), 3), round(mean_average_precision(lists, relevant), 3)
-(0.75, 0.333, 0.292)
+>>> [round(f(lists, relevant), 3) for f in (recall, precision, mean_average_precision)]
+[0.75, 0.333, 0.292]
 >>> lists = np.array([[0, 1], [0, 2]])
 >>> coverage(lists, n_items=4), round(gini(exposure(lists, 4)), 3), entropy(exposure(lists, 4))
 (0.75, 0.375, 1.5)

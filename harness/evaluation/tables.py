@@ -22,6 +22,8 @@ Examples
 '0.1955 [0.1872, 0.2041]'
 >>> with_interval(0.012, [-0.003, 0.027], signed=True)
 '+0.0120 [-0.0030, +0.0270]'
+>>> compact(0.19553, [0.1872, 0.2041])
+'0.1955 [0.187, 0.204]'
 """
 from __future__ import annotations
 
@@ -55,6 +57,14 @@ def with_interval(value, interval, signed: bool = False) -> str:
     return text
 
 
+def compact(value, interval, signed: bool = False) -> str:
+    """``value [low, high]``, the bounds to three places: the summary's shorter form."""
+    text = _number(value, signed)
+    if interval and all(v is not None and math.isfinite(v) for v in interval):
+        text += f" [{_number(interval[0], signed, 3)}, {_number(interval[1], signed, 3)}]"
+    return text
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(row) + " |" for row in rows] + [""]
@@ -85,6 +95,45 @@ def describe_run(doc: dict) -> list[str]:
                      f"({boot['resamples']:,} resamples of users, seed {boot['seed']}); differences paired "
                      "(the same users drawn for both methods)")
     return lines + [""]
+
+
+def _summary_rows(doc: dict) -> dict[str, dict]:
+    """Each method's results (and each sweep point that served every request, as a method)."""
+    rows = {name: {**r["overall"], "intervals": r.get("intervals", {}), "segments": r.get("segments", {})}
+            for name, r in doc["methods"].items()}
+    scored = doc.get("protocol", {}).get("scored")
+    for name, points in (doc.get("sweeps") or {}).items():
+        for point in points:
+            if point.get("requests") == scored:
+                rows[f"{name} (diversity {point['diversity_weight']:g})"] = point
+    return rows
+
+
+SUMMARY = ("hr", "ndcg", "recall", "map")
+
+
+def _against_reference(diffs: dict, name: str) -> str:
+    if name == diffs["reference"]:
+        return "(the baseline)"
+    d = diffs["methods"].get(name, {}).get("overall", {}).get("hr")
+    return compact(d["difference"], d["interval"], signed=True) if d else "—"
+
+
+def summary_section(doc: dict) -> list[str]:
+    """One line per method: the headline metrics with their intervals, cold and warm HR@k,
+    and the difference in HR@k from the best baseline (paired interval)."""
+    k = doc.get("protocol", {}).get("k", "k")
+    diffs = doc.get("differences") or {}
+    header = (["method"] + [label(key, k) for key in SUMMARY] + [f"{label('hr', k)} {seg}" for seg in ("cold", "warm")]
+              + ([f"Δ {label('hr', k)} vs {diffs['reference']}"] if diffs else []))
+    rows = []
+    for name, r in _summary_rows(doc).items():
+        segments = r.get("segments", {})
+        row = [name] + [compact(r.get(key), r.get("intervals", {}).get(key)) for key in SUMMARY]
+        row += [compact(segments.get(seg, {}).get("hr"), segments.get(seg, {}).get("intervals", {}).get("hr"))
+                for seg in ("cold", "warm")]
+        rows.append(row + ([_against_reference(diffs, name)] if diffs else []))
+    return ["## Summary", ""] + _table(header, rows)
 
 
 def _accuracy_rows(results: dict) -> list[list[str]]:
@@ -150,8 +199,8 @@ def markdown(doc: dict) -> str:
     head = [f"# Prequential evaluation: {doc.get('dataset', '?')}", "",
             f"{created[:10] or 'undated'}, `{doc.get('command', 'streamrec evaluate')}`"
             + (f", {doc['wall_time_s']:,.0f} s" if "wall_time_s" in doc else ""), "", "## The run", ""]
-    body = (describe_run(doc) + accuracy_section(doc) + differences_section(doc) + exposure_section(doc)
-            + sweep_section(doc))
+    body = (describe_run(doc) + summary_section(doc) + accuracy_section(doc) + differences_section(doc)
+            + exposure_section(doc) + sweep_section(doc))
     return "\n".join(head + body)
 
 

@@ -82,3 +82,22 @@ def test_every_method_of_a_full_run_looks_different():
     assert len({(s["color"], s["marker"]) for s in styles}) == len(names)
     assert len({s["marker"] for s in styles}) == len(names)
     assert {s["linestyle"] for s in styles[6:]} == {"--"} and {s["linestyle"] for s in styles[:6]} == {"-"}
+
+
+def test_summary_has_a_line_per_method_and_per_full_sweep_point():
+    doc = {"dataset": "toy", "protocol": {"k": 10, "scored": 4},
+           "methods": {name: {"overall": {"hr": hr, "ndcg": 0.1, "recall": 0.1, "map": 0.1},
+                              "intervals": {"hr": [hr - 0.01, hr + 0.01]},
+                              "segments": {"cold": {"hr": 0.3, "intervals": {}}, "warm": {"hr": 0.4}}}
+                       for name, hr in (("base", 0.5), ("system", 0.25))},
+           "differences": {"reference": "base", "chosen_by": "hr", "methods": {
+               "system": {"overall": {"hr": {"difference": -0.25, "interval": [-0.3, -0.2]}}},
+               "system (diversity 0)": {"overall": {"hr": {"difference": 0.125, "interval": [0.1, 0.15]}}}}},
+           "sweeps": {"system": [{"diversity_weight": 0.0, "requests": 4, "hr": 0.625},
+                                 {"diversity_weight": 0.5, "requests": 1, "hr": 0.0}]}}
+    lines = tables.summary_section(doc)
+    assert lines[2] == "| method | HR@10 | NDCG@10 | recall@10 | MAP@10 | HR@10 cold | HR@10 warm | Δ HR@10 vs base |"
+    assert lines[4].startswith("| base | 0.5000 [0.490, 0.510] |") and lines[4].endswith("| (the baseline) |")
+    assert lines[5].endswith("| 0.3000 | 0.4000 | -0.2500 [-0.300, -0.200] |")
+    assert lines[6].startswith("| system (diversity 0) | 0.6250 |") and lines[6].endswith("+0.1250 [+0.100, +0.150] |")
+    assert len(lines) == 8          # the point that served one request of four has no line
