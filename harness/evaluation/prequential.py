@@ -11,6 +11,10 @@ is first given the full catalogue (:meth:`Recommender.set_catalogue`). Then, for
 2. ``e`` is a hit when ``i`` is in the list; its 0-based position is its rank;
 3. the method learns ``e``.
 
+HR@k, NDCG@k and MRR score the list on the event's item; recall@k, precision@k and MAP@k
+on the user's next new items, that one first (:mod:`harness.evaluation.analysis`, which
+also splits cold from warm requests and draws the users the 95% intervals resample).
+
 Events whose item the user already had (re-consumption) cannot be hit under this
 exclusion rule, so they are learned but not scored; their number is reported
 (``repeats``; MovieLens 100K has none). Warm-up events are learned, never scored.
