@@ -303,6 +303,17 @@ class Settings:
         10, "STREAMREC_EVAL_WINDOWS", "Equal-count time windows the metrics are also reported over.")
     eval_warmup: int = setting(
         0, "STREAMREC_EVAL_WARMUP", "Events every method learns before requests start being scored.")
+    eval_next_items: int = setting(
+        10, "STREAMREC_EVAL_NEXT_ITEMS",
+        "How many of the user's next new items count as relevant to a request for recall@k, precision@k "
+        "and MAP@k (1: only the next one, where recall@k equals HR@k).")
+    eval_cold_events: int = setting(
+        5, "STREAMREC_EVAL_COLD_EVENTS",
+        "A request is a cold user's when the user had fewer earlier events than this; cold and warm "
+        "requests are reported apart.")
+    eval_bootstrap: int = setting(
+        1000, "STREAMREC_EVAL_BOOTSTRAP",
+        "Resamples of users behind every 95% interval of the evaluation (cluster bootstrap; 0: none).")
     eval_static_warmup_events: int = setting(
         20_000, "STREAMREC_EVAL_STATIC_WARMUP_EVENTS",
         "Events the `system-static` variant learns from before its model freezes.")

@@ -17,6 +17,8 @@ interactions.csv: 4 rows read, 3 kept, 1 rejected
 2 events: 2 users, 1 items, types click 1, view 1; 2023-11-14T22:13:20Z .. 2023-11-14T23:13:20Z
 >>> report.to_dict()["events"]["rejected"]
 {'bad_timestamp': 1}
+>>> LoadReport.from_dict(report.to_dict()).lines() == report.lines()
+True
 """
 from __future__ import annotations
 
@@ -70,6 +72,16 @@ class FileReport:
                 "examples": {reason: [{self.unit: where, "detail": detail} for where, detail in kept]
                              for reason, kept in self.examples.items()}}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "FileReport":
+        """The report :meth:`to_dict` wrote (a results file's ``load_report``)."""
+        unit, examples = "line", {}
+        for reason, kept in data.get("examples", {}).items():
+            for example in kept:        # {"line": 6, "detail": "..."} (or "row" for Parquet)
+                unit = next(key for key in example if key != "detail")
+                examples.setdefault(reason, []).append((example[unit], example["detail"]))
+        return cls(data["source"], unit, data["rows"], Counter(data.get("rejected", {})), examples)
+
 
 @dataclass
 class LoadReport:
@@ -101,7 +113,7 @@ class LoadReport:
         if self.items is not None:
             out += self.items.lines()
         types = ", ".join(f"{t} {n:,}" for t, n in self.event_types.items())
-        span = f"; {_iso(self.first_time)} .. {_iso(self.last_time)}" if self.first_time is not None else ""
+        span = f"; {iso_utc(self.first_time)} .. {iso_utc(self.last_time)}" if self.first_time is not None else ""
         unknown = (f" ({self.items_without_metadata:,} not in the items file)"
                    if self.items is not None and self.items_without_metadata else "")
         out.append(f"{self.n_events:,} events: {self.users:,} users, {self.n_items:,} items{unknown}, "
@@ -114,6 +126,16 @@ class LoadReport:
                 "items_without_metadata": self.items_without_metadata, "event_types": self.event_types,
                 "first_time": self.first_time, "last_time": self.last_time}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "LoadReport":
+        """The report :meth:`to_dict` wrote, so a results file's ``load_report`` reads as it printed."""
+        return cls(FileReport.from_dict(data["events"]),
+                   FileReport.from_dict(data["items"]) if data.get("items") else None,
+                   data.get("n_events", 0), data.get("users", 0), data.get("n_items", 0),
+                   data.get("items_without_metadata", 0), dict(data.get("event_types", {})),
+                   data.get("first_time"), data.get("last_time"))
 
-def _iso(t: float | None) -> str:
+
+def iso_utc(t: float | None) -> str:
+    """Epoch seconds as an ISO 8601 UTC time to the second (``?`` for none)."""
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if t is not None else "?"

@@ -1,9 +1,13 @@
 """``streamrec evaluate``: prequential evaluation of every method in one run, same event order.
 
 Runs the fast in-process path of :mod:`harness.evaluation.prequential` over a dataset,
-prints the table, and writes ``<out>/evaluate-<dataset>.json`` plus the PNG plots of
+prints the tables, and writes ``<out>/evaluate-<dataset>.json``, beside it the Markdown
+report and per-window CSV of :mod:`harness.evaluation.tables`, and the PNG plots of
 :mod:`harness.evaluation.report`. Methods are the baselines of
 :data:`streamrec.baselines.BASELINES` and, where they can be built, the system variants.
+``--next-items``, ``--cold-events`` and ``--bootstrap`` choose what recall, precision and
+MAP count as relevant, which requests are cold, and how many resamples of users stand
+behind each 95% interval (:mod:`harness.evaluation.analysis`).
 
 Examples
 --------
@@ -35,10 +39,22 @@ from rich.console import Console
 
 from harness.datasets import Dataset
 from harness.datasets.flags import add_dataset_arguments, dataset_from_args
-from harness.evaluation import report
+from harness.evaluation import report, tables
 from harness.evaluation.methods import available_methods, default_methods
 from harness.evaluation.prequential import prequential
 from streamrec.settings import Settings
+
+
+# The evaluation's whole-number settings, each a flag: (flag, Settings field, what it sets).
+EVAL_FLAGS = [
+    ("--k", "eval_k", "list length"),
+    ("--warmup", "eval_warmup", "events learned before scoring starts"),
+    ("--block", "eval_block", "max consecutive distinct-user requests answered together"),
+    ("--windows", "eval_windows", "time windows for the per-window metrics"),
+    ("--next-items", "eval_next_items", "the user's next N new items are relevant for recall, precision and MAP"),
+    ("--cold-events", "eval_cold_events", "requests of users with fewer earlier events are cold"),
+    ("--bootstrap", "eval_bootstrap", "resamples of users behind the 95%% intervals; 0: none"),
+]
 
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
@@ -49,13 +65,8 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--methods", default=None,
                    help="comma-separated method names (default: all available but system-full-norerank; see --list)")
     p.add_argument("--list", action="store_true", help="list the available methods and exit")
-    p.add_argument("--k", type=int, default=settings.eval_k, help="list length (default %(default)s)")
-    p.add_argument("--warmup", type=int, default=settings.eval_warmup,
-                   help="events learned before scoring starts (default %(default)s)")
-    p.add_argument("--block", type=int, default=settings.eval_block,
-                   help="max consecutive distinct-user requests answered together (default %(default)s)")
-    p.add_argument("--windows", type=int, default=settings.eval_windows,
-                   help="time windows for the per-window metrics (default %(default)s)")
+    for flag, field, meaning in EVAL_FLAGS:
+        p.add_argument(flag, type=int, default=getattr(settings, field), help=f"{meaning} (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed handed to every method's factory")
     p.add_argument("--out", type=Path, default=settings.eval_out_dir, help="output directory (default %(default)s)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -81,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.timezone.utc)
     methods = {name: factories[name](seed=args.seed) for name in names}
     doc = prequential(dataset, methods, k=args.k, limit=args.limit, warmup=args.warmup, block=args.block,
-                      windows=args.windows, progress=progress, semantics=settings.semantics)
+                      windows=args.windows, progress=progress, semantics=settings.semantics,
+                      **_analysis_args(args))
     doc["seed"] = args.seed
     path = _write(doc, dataset, args, argv, started, f"evaluate-{dataset.name}")
     report.render_table(doc, report.wide_console())
@@ -107,7 +119,7 @@ def _main_real(args: argparse.Namespace, settings: Settings, argv: list[str] | N
     started = dt.datetime.now(dt.timezone.utc)
     with embedded_or_configured(settings) as settings:
         doc = evaluate_real(dataset, settings, systems=tuple(names), k=args.k, limit=args.limit,
-                            warmup=args.warmup, windows=args.windows, progress=progress)
+                            warmup=args.warmup, windows=args.windows, progress=progress, **_analysis_args(args))
     path = _write(doc, dataset, args, argv, started, f"evaluate-real-{dataset.name}")
     report.render_table(doc, report.wide_console())
     for name, result in doc["methods"].items():
@@ -122,6 +134,11 @@ def _main_real(args: argparse.Namespace, settings: Settings, argv: list[str] | N
               f"HR {agreed['hr'][0]:.4f} (real) vs {agreed['hr'][1]:.4f} (fast)")
     _finish(doc, args, path)
     return 0
+
+
+def _analysis_args(args: argparse.Namespace) -> dict:
+    """What the flags choose of :class:`~harness.evaluation.analysis.RequestAnalysis`."""
+    return {"next_items": args.next_items, "cold_events": args.cold_events, "bootstrap": args.bootstrap}
 
 
 def _chosen(args: argparse.Namespace, known, default, complaint: str) -> list[str] | None:
@@ -166,6 +183,8 @@ def _write(doc: dict, dataset: Dataset, args: argparse.Namespace, argv: list[str
 
 def _finish(doc: dict, args: argparse.Namespace, path) -> None:
     print(f"wrote {path}")
+    for written in tables.write_tables(doc, path):
+        print(f"wrote {written}")
     if not args.no_plots:
         for plot in report.write_plots(doc, args.out, path.stem):
             print(f"wrote {plot}")

@@ -25,6 +25,10 @@ MovieLens 100K has none) cannot be hit, so they are learned but not scored; the 
 are reported (``repeats``: events on items the user had; ``negative``). Warm-up events are
 learned, never scored. With the default semantics no event is negative and nothing changes.
 
+HR@k, NDCG@k and MRR score the list on the event's item; recall@k, precision@k and MAP@k
+on the user's next new items, that one first (:mod:`harness.evaluation.analysis`, which
+also splits cold from warm requests and draws the users the 95% intervals resample).
+
 Batching. Requests are answered in *blocks* of consecutive events of pairwise different
 users (at most ``block`` events, never straddling the warm-up boundary): all of a
 block's requests are made, then its events are learned in order. So every request sees
@@ -52,6 +56,8 @@ import numpy as np
 
 from harness.datasets import Dataset
 from harness.evaluation import metrics
+from harness.evaluation.analysis import RequestAnalysis, best_baseline
+from streamrec.baselines import BASELINES
 from streamrec.contracts.events import Event
 from streamrec.contracts.semantics import EventSemantics
 from streamrec.ranking.recommender import Recommender
@@ -78,6 +84,7 @@ class StreamPlan:
     allow_repeats: bool = False
     # allow_repeats: per scored event with any, the rows its user had rejected before it
     rejected_before: dict[int, np.ndarray] = field(default_factory=dict)
+    earlier: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # user's earlier events
 
     @property
     def n_scored(self) -> int:
@@ -129,12 +136,16 @@ def plan_stream(dataset: Dataset, limit: int | None = None, warmup: int = 0, blo
     nothing: dict[int, None] = {}
     rejected_before: dict[int, np.ndarray] = {}
     prior = np.zeros(n, dtype=np.int64)
+    earlier = np.zeros(n, dtype=np.int64)
+    events_so_far = np.zeros(len(histories), dtype=np.int64)
     scored = np.zeros(n, dtype=bool)
     repeats = 0
     allow = semantics.allow_repeats
     for j, weight in enumerate(weights.tolist()):
         u, row = user_codes[j], item_rows[j]
         prior[j] = len(histories[u])
+        earlier[j] = events_so_far[u]
+        events_so_far[u] += 1
         had, refused = row in seen[u], rejected.get(u, nothing)
         repeats += had and j >= warmup
         scored[j] = j >= warmup and weight >= 0 and row not in refused and (allow or not had)
@@ -157,7 +168,8 @@ def plan_stream(dataset: Dataset, limit: int | None = None, warmup: int = 0, blo
                       prior=prior, scored=scored, blocks=blocks,
                       user_rows=[np.asarray(h, dtype=np.int64) for h in histories], warmup=warmup,
                       repeats=repeats, timestamps=np.asarray(ds.timestamps, dtype=np.float64),
-                      negative=weights < 0, allow_repeats=semantics.allow_repeats, rejected_before=rejected_before)
+                      negative=weights < 0, allow_repeats=semantics.allow_repeats, rejected_before=rejected_before,
+                      earlier=earlier)
 
 
 @dataclass
@@ -239,23 +251,29 @@ def item_probability(plan: StreamPlan) -> np.ndarray:
 
 
 def summarise_run(run: MethodRun, plan: StreamPlan, windows: int, item_vectors: np.ndarray,
-                  probability: np.ndarray) -> dict:
+                  probability: np.ndarray, analysis: RequestAnalysis) -> dict:
+    """One method's results: overall metrics with their intervals, cold and warm requests
+    apart, per-window metrics (with where each window starts and ends in the stream), timing."""
     n_items = len(plan.catalogue)
     kwargs = dict(item_vectors=item_vectors, item_probability=probability)
-    per_window = metrics.per_window(run.ranks, run.lists, n_items, windows, **kwargs)
+    per_window = metrics.per_window(run.ranks, run.lists, n_items, windows, relevant=analysis.relevant, **kwargs)
     times = plan.timestamps[plan.scored]
+    positions = np.flatnonzero(plan.scored)      # stream position of each scored request
     for w in per_window:
         w["t_start"], w["t_end"] = float(times[w["start"]]), float(times[w["end"] - 1])
+        w["first_event"], w["last_event"] = int(positions[w["start"]]), int(positions[w["end"] - 1])
     n = max(len(run.ranks), 1)
-    return {"overall": metrics.summarise(run.ranks, run.lists, n_items, **kwargs), "windows": per_window,
+    overall = metrics.summarise(run.ranks, run.lists, n_items, relevant=analysis.relevant, **kwargs)
+    return {"overall": overall, **analysis.describe(analysis.accuracy(run.ranks, run.lists)), "windows": per_window,
             "timing": {"learn_s": run.learn_s, "recommend_s": run.recommend_s,
                        "recommend_us_per_request": 1e6 * run.recommend_s / n}}
 
 
 def sweep_point(lists: list[tuple[int, np.ndarray]], plan: StreamPlan, k: int, item_vectors: np.ndarray,
-                probability: np.ndarray) -> dict:
-    """Overall metrics of lists a method computed on the side: ``(request number, rows)`` pairs,
-    request numbers counting the scored requests from 0 in stream order."""
+                probability: np.ndarray, analysis: RequestAnalysis) -> tuple[dict, np.ndarray]:
+    """The metrics of lists a method computed on the side, ``(request number, rows)`` pairs
+    (request numbers count the scored requests from 0 in stream order), with intervals;
+    and their per-request accuracy (:meth:`RequestAnalysis.accuracy`, NaN where not served)."""
     served = np.full((len(lists), k), -1, dtype=np.int64)
     for r, (_, rows) in enumerate(lists):
         served[r, : len(rows)] = rows[:k]
@@ -263,22 +281,32 @@ def sweep_point(lists: list[tuple[int, np.ndarray]], plan: StreamPlan, k: int, i
     targets = plan.item_rows[plan.scored][requests]
     hits = served == targets[:, None]
     ranks = np.where(hits.any(axis=1), hits.argmax(axis=1), metrics.MISS)
-    return metrics.summarise(ranks, served, len(plan.catalogue), item_vectors=item_vectors,
-                             item_probability=probability)
+    accuracy = analysis.accuracy(ranks, served, requests)
+    point = metrics.summarise(ranks, served, len(plan.catalogue), relevant=analysis.relevant[requests],
+                              item_vectors=item_vectors, item_probability=probability)
+    return {**point, **analysis.describe(accuracy)}, accuracy
 
 
 def prequential(dataset: Dataset, methods: Mapping[str, Recommender], k: int = 10, limit: int | None = None,
-                warmup: int = 0, block: int = 64, windows: int = 10,
-                progress: Callable[[str, int, int], None] | None = None,
+                warmup: int = 0, block: int = 64, windows: int = 10, next_items: int = 10, cold_events: int = 5,
+                bootstrap: int = 1000, progress: Callable[[str, int, int], None] | None = None,
                 semantics: EventSemantics | None = None) -> dict:
-    """Run every method over the same plan; return the JSON-ready results document (``semantics``:
-    the deployment's, from the environment when None)."""
+    """Run every method over the same plan; return the JSON-ready results document.
+
+    ``semantics`` is the deployment's (from the environment when None). ``next_items``,
+    ``cold_events`` and ``bootstrap`` (resamples of users; 0: no intervals) are
+    :class:`~harness.evaluation.analysis.RequestAnalysis`'s choices. Every method that is
+    not a baseline (:data:`streamrec.baselines.BASELINES`), and every other baseline, is
+    compared with the best baseline by HR@k under ``differences``.
+    """
     started = time.perf_counter()
     semantics = Settings.from_env().semantics if semantics is None else semantics
     plan = plan_stream(dataset, limit=limit, warmup=warmup, block=block, semantics=semantics)
+    analysis = RequestAnalysis.of(plan, next_items=next_items, cold_events=cold_events, resamples=bootstrap)
     vectors = item_content_vectors(dataset, plan.catalogue)
     probability = item_probability(plan)
     results: dict = {}
+    accuracies: dict[str, np.ndarray] = {}
     sweeps: dict = {}
     skipped: dict[str, str] = {}
     for name, rec in methods.items():
@@ -289,30 +317,39 @@ def prequential(dataset: Dataset, methods: Mapping[str, Recommender], k: int = 1
         except MethodSkipped as exc:
             skipped[name] = str(exc)
             continue
-        results[name] = summarise_run(run, plan, windows, vectors, probability)
+        results[name] = summarise_run(run, plan, windows, vectors, probability, analysis)
         results[name]["timing"]["wall_s"] = time.perf_counter() - t0
+        accuracies[name] = analysis.accuracy(run.ranks, run.lists)
         if getattr(rec, "cycles", None):
             results[name]["learner_cycles"] = rec.cycles
-        side = getattr(rec, "sweep_lists", None)
-        if side:
-            sweeps[name] = [dict(diversity_weight=w, **sweep_point(lists, plan, k, vectors, probability))
-                            for w, lists in side.items()]
+        for weight, lists in (getattr(rec, "sweep_lists", None) or {}).items():
+            point, accuracy = sweep_point(lists, plan, k, vectors, probability, analysis)
+            sweeps.setdefault(name, []).append({"diversity_weight": weight, **point})
+            if len(lists) == plan.n_scored:   # a point that served every request is compared like a method
+                accuracies[f"{name} (diversity {weight:g})"] = accuracy
+    reference = best_baseline(results, BASELINES)
     excluded = "the items the user rejected" if plan.allow_repeats else "the user's earlier items"
     return {
         "dataset": dataset.name,
-        "protocol": {
-            "k": k, "limit": limit, "warmup": plan.warmup, "block": block, "windows": windows,
-            "events": len(plan.events), "scored": plan.n_scored, "repeats": plan.repeats,
-            "negative": plan.n_negative, "semantics": semantics.to_dict(),
-            "blocks": len(plan.blocks), "catalogue": len(plan.catalogue), "users": len(plan.user_rows),
-            "description": "prequential: before each event, top-k over the full catalogue excluding "
-                           f"{excluded}; then learn the event. Requests batched in blocks of distinct users (see "
-                           "harness.evaluation.prequential).",
-            "diversity_space": "genre multi-hot, cosine distance",
-            "novelty": "-log2 share of users who interacted with the item (add-one smoothed)",
-        },
+        "protocol": {**plan_protocol(plan, k, limit, block, windows), **analysis.protocol(),
+                     "negative": plan.n_negative, "semantics": semantics.to_dict(),
+                     "description": "prequential: before each event, top-k over the full catalogue excluding "
+                                    f"{excluded}; then learn the event. Requests batched in blocks of "
+                                    "distinct users (see harness.evaluation.prequential)."},
         "methods": results,
+        **({"differences": {"reference": reference, "chosen_by": "hr",
+                            "methods": analysis.differences(accuracies, reference)}}
+           if reference is not None and len(results) > 1 else {}),
         **({"skipped": skipped} if skipped else {}),
         **({"sweeps": sweeps} if sweeps else {}),
         "wall_time_s": time.perf_counter() - started,
     }
+
+
+def plan_protocol(plan: StreamPlan, k: int, limit: int | None, block: int, windows: int) -> dict:
+    """The part of a results document's ``protocol`` that the plan fixes (both paths share it)."""
+    return {"k": k, "limit": limit, "warmup": plan.warmup, "block": block, "windows": windows,
+            "events": len(plan.events), "scored": plan.n_scored, "repeats": plan.repeats,
+            "blocks": len(plan.blocks), "catalogue": len(plan.catalogue), "users": len(plan.user_rows),
+            "diversity_space": "genre multi-hot, cosine distance",
+            "novelty": "-log2 share of users who interacted with the item (add-one smoothed)"}

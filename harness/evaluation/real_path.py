@@ -53,8 +53,9 @@ import numpy as np
 from streamrec.client import RecClient, RecRequestError
 from harness.datasets import Dataset
 from harness.evaluation import metrics
+from harness.evaluation.analysis import RequestAnalysis
 from harness.evaluation.prequential import (MethodRun, StreamPlan, item_content_vectors, item_probability,
-                                              plan_stream, record, run_method, summarise_run)
+                                              plan_protocol, plan_stream, record, run_method, summarise_run)
 from streamrec.kafka.config import ensure_topics
 from harness.processes import Proc
 from harness.replay import EventPublisher, publish_items
@@ -223,7 +224,8 @@ def isolated(settings: Settings, run_dir: Path | None = None) -> Settings:
 
 def evaluate_real(dataset: Dataset, settings: Settings, *, systems: tuple[str, ...] = ("system-online-vectors",),
                   k: int = 10, limit: int | None = None, warmup: int = 0, windows: int = 10,
-                  compare_fast: bool = True, apply_timeout: float = 10.0,
+                  next_items: int = 10, cold_events: int = 5, bootstrap: int = 1000, compare_fast: bool = True,
+                  apply_timeout: float = 10.0,
                   progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Run every named real system over the same plan; return the results document.
 
@@ -238,6 +240,7 @@ def evaluate_real(dataset: Dataset, settings: Settings, *, systems: tuple[str, .
     started = time.perf_counter()
     plan = plan_stream(dataset, limit=limit, warmup=warmup, block=1, semantics=settings.semantics)
     vectors, probability = item_content_vectors(dataset, plan.catalogue), item_probability(plan)
+    analysis = RequestAnalysis.of(plan, next_items=next_items, cold_events=cold_events, resamples=bootstrap)
     results: dict = {}
     runs: dict[str, MethodRun] = {}
     for system in systems:
@@ -249,7 +252,7 @@ def evaluate_real(dataset: Dataset, settings: Settings, *, systems: tuple[str, .
         with running_system(run_settings, dataset, learner=learner) as url:
             run = replay_through_serving(plan, url, run_settings, k=k, options=options, name=name,
                                          apply_timeout=apply_timeout, progress=report)
-        results[name] = summarise_run(run, plan, windows, vectors, probability)
+        results[name] = summarise_run(run, plan, windows, vectors, probability, analysis)
         results[name]["timing"]["wall_s"] = time.perf_counter() - t0
         results[name]["real_path"] = {"request_options": options or "serving defaults", **run.diagnostics()}
         runs[system] = run
@@ -257,24 +260,20 @@ def evaluate_real(dataset: Dataset, settings: Settings, *, systems: tuple[str, .
     if compare_fast:
         t0 = time.perf_counter()
         fast = fast_equivalent(plan, dataset, settings, k)
-        results[fast.name] = summarise_run(fast, plan, windows, vectors, probability)
+        results[fast.name] = summarise_run(fast, plan, windows, vectors, probability, analysis)
         results[fast.name]["timing"]["wall_s"] = time.perf_counter() - t0
         if "system-online-vectors" in runs:
             extra["agreement"] = {"system-online-vectors": agreement(runs["system-online-vectors"], fast, plan)}
     return {
         "dataset": dataset.name,
         "protocol": {
-            "path": "real", "k": k, "limit": limit, "warmup": plan.warmup, "block": 1, "windows": windows,
-            "events": len(plan.events), "scored": plan.n_scored, "repeats": plan.repeats,
+            "path": "real", **plan_protocol(plan, k, limit, 1, windows), **analysis.protocol(),
             "negative": plan.n_negative, "semantics": settings.semantics.to_dict(),
-            "blocks": len(plan.blocks), "catalogue": len(plan.catalogue), "users": len(plan.user_rows),
             "description": "prequential through the real system: before each event, serving's top-k over "
                            "HTTP (serving excludes the user's seen items, or under the repeat policy allow "
                            "the ones they rejected); then the event is published to "
                            "Kafka and the next request waits until serving has applied it "
                            "(see harness.evaluation.real_path).",
-            "diversity_space": "genre multi-hot, cosine distance",
-            "novelty": "-log2 share of users who interacted with the item (add-one smoothed)",
         },
         "methods": results,
         **extra,

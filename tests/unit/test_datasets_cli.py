@@ -46,6 +46,10 @@ def test_evaluate_a_csv_end_to_end(csv_dir):
     report = doc["load_report"]
     assert report["events"]["rejected"] == {"bad_timestamp": 1}
     assert report["event_types"] == {"purchase": 1, "view": 3} and report["users"] == 2
+    # The Markdown report carries the same description of the run, rejections included.
+    markdown = (csv_dir / "results" / "evaluate-interactions.md").read_text()
+    assert "5 rows read, 4 kept, 1 rejected" in markdown and "line 6: 'yesterday' is not ISO 8601" in markdown
+    assert "4 events: 2 users, 2 items" in markdown
 
 
 @pytest.mark.parametrize("command,argv,says", [

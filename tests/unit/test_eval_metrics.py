@@ -84,3 +84,53 @@ def test_summarise_has_every_metric():
     assert out["hr"] == 0.5 and out["requests"] == 2
     assert out["coverage"] == 0.75 and out["ild"] == pytest.approx(1.0) and out["novelty"] == pytest.approx(2.0)
     assert set(out) >= {"ndcg", "mrr", "gini", "entropy"}
+
+
+def test_next_items_metrics_by_hand():
+    # Request 1: list [5, 6, 7, 8], relevant {6, 8, 3}: slots 2 and 4 hold relevant items.
+    #   recall 2/3, precision 2/4, AP = (1/2 + 2/4) / min(3, 4) = 1/3.
+    # Request 2: list [4, 9, -1, -1] (two items served), relevant {4}: slot 1.
+    #   recall 1, precision 1/4 (k is the list length, whatever was served), AP = 1 / 1.
+    # Request 3: list [1, 2, 3, 0], relevant {9, 10}: nothing. recall 0, precision 0, AP 0.
+    lists = np.array([[5, 6, 7, 8], [4, 9, -1, -1], [1, 2, 3, 0]])
+    relevant = np.array([[6, 8, 3], [4, -1, -1], [9, 10, -1]])
+    assert metrics.recall(lists, relevant) == pytest.approx((2 / 3 + 1 + 0) / 3)
+    assert metrics.precision(lists, relevant) == pytest.approx((2 / 4 + 1 / 4 + 0) / 3)
+    assert metrics.mean_average_precision(lists, relevant) == pytest.approx((1 / 3 + 1 + 0) / 3)
+
+
+def test_average_precision_rewards_relevant_items_placed_first():
+    relevant = np.array([[1, 2]])
+    first = metrics.mean_average_precision(np.array([[1, 2, 7, 8]]), relevant)
+    last = metrics.mean_average_precision(np.array([[7, 8, 1, 2]]), relevant)
+    assert first == pytest.approx(1.0)
+    assert last == pytest.approx((1 / 3 + 2 / 4) / 2)
+    # Recall and precision do not see the order.
+    assert metrics.recall(np.array([[1, 2, 7, 8]]), relevant) == metrics.recall(np.array([[7, 8, 1, 2]]), relevant)
+
+
+def test_padding_never_counts_as_relevant():
+    lists = np.array([[3, -1, -1]])
+    relevant = np.array([[5, -1, -1]])
+    assert not metrics.relevant_slots(lists, relevant).any()
+    assert metrics.recall(lists, relevant) == 0.0 and metrics.mean_average_precision(lists, relevant) == 0.0
+
+
+def test_with_one_relevant_item_the_set_metrics_are_the_next_item_metrics():
+    rng = np.random.default_rng(3)
+    lists = np.stack([rng.permutation(30)[:10] for _ in range(200)])
+    targets = rng.integers(0, 30, 200)
+    hit = lists == targets[:, None]
+    ranks = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
+    relevant = targets[:, None]
+    assert metrics.recall(lists, relevant) == pytest.approx(metrics.hit_rate(ranks))
+    assert metrics.precision(lists, relevant) == pytest.approx(metrics.hit_rate(ranks) / 10)
+    assert metrics.mean_average_precision(lists, relevant) == pytest.approx(metrics.mrr(ranks))
+
+
+def test_summarise_adds_the_set_metrics_only_with_relevant_items():
+    ranks, lists = np.array([0, -1]), np.array([[4, 1], [2, 3]])
+    assert "recall" not in metrics.summarise(ranks, lists, 5)
+    out = metrics.summarise(ranks, lists, 5, relevant=np.array([[4, 3], [0, -1]]))
+    assert out["recall"] == pytest.approx(0.25) and out["precision"] == pytest.approx(0.25)
+    assert out["map"] == pytest.approx(0.25)     # (1/1) / min(2, 2) = 0.5, then 0

@@ -9,6 +9,7 @@ import pytest
 from streamrec.baselines import ItemKNN, MostPopular
 from harness.datasets import Dataset
 from harness.evaluation import cli, report
+from harness.evaluation.analysis import RequestAnalysis
 from harness.evaluation.prequential import plan_stream, prequential, run_method
 from streamrec.contracts.items import Item
 
@@ -87,6 +88,17 @@ def test_cli_writes_json_and_plots(tmp_path, capsys):
     doc = json.loads((tmp_path / "evaluate-ml-100k.json").read_text())
     assert list(doc["methods"]) == ["popular", "isgd"]
     assert (tmp_path / "evaluate-ml-100k-over-time.png").exists()
+    assert doc["protocol"]["next_items"] == 10 and doc["protocol"]["cold_events"] == 5
+    assert doc["protocol"]["bootstrap"]["resamples"] == 1000 and doc["differences"]["reference"] == "popular"
+    assert "1,682 rows read" in (tmp_path / "evaluate-ml-100k.md").read_text()
+    assert (tmp_path / "evaluate-ml-100k-windows.csv").read_text().startswith("window,first_event,last_event")
+    assert cli.main(["--dataset", "ml-100k", "--data-dir", str(DATA_DIR), "--limit", "300", "--methods", "popular",
+                     "--next-items", "1", "--cold-events", "2", "--bootstrap", "0", "--no-plots",
+                     "--out", str(tmp_path)]) == 0
+    doc = json.loads((tmp_path / "evaluate-ml-100k.json").read_text())
+    overall = doc["methods"]["popular"]["overall"]
+    assert overall["recall"] == overall["hr"] and doc["protocol"]["cold_events"] == 2
+    assert doc["methods"]["popular"]["intervals"] == {}
     assert cli.main(["--methods", "nope", "--out", str(tmp_path)]) == 2
 
 
@@ -103,3 +115,50 @@ def test_a_method_that_cannot_hold_the_catalogue_is_skipped_with_its_reason_and_
     doc = prequential(ds, {"popular": MostPopular(), "item-knn": ItemKNN(max_items=2)}, k=3)
     assert list(doc["methods"]) == ["popular"]
     assert "max_items=2" in doc["skipped"]["item-knn"]
+
+
+def test_cold_requests_are_those_of_users_with_few_earlier_events():
+    # u's events: 0, 1, 1 (a repeat: learned, not scored, but an earlier event), 2, 3.
+    ds = toy([("u", "0"), ("u", "1"), ("v", "0"), ("u", "1"), ("u", "2"), ("u", "3"), ("v", "1")])
+    plan = plan_stream(ds)
+    assert plan.earlier.tolist() == [0, 1, 0, 2, 3, 4, 1]
+    analysis = RequestAnalysis.of(plan, next_items=3, cold_events=3, resamples=0)
+    # Scored: events 0, 1, 2, 4, 5, 6 (event 3 is the repeat).
+    assert analysis.cold.tolist() == [True, True, True, False, False, True]
+    # Relevant: the request's item, then the user's next new items (the repeat is not one).
+    assert analysis.relevant.tolist() == [[0, 1, 2], [1, 2, 3], [0, 1, -1], [2, 3, -1], [3, -1, -1], [1, -1, -1]]
+
+
+def test_results_hold_intervals_segments_and_differences_with_the_best_baseline(ml100k):
+    methods = {"popular": MostPopular(), "item-knn": ItemKNN(), "knn-again": ItemKNN()}
+    doc = prequential(ml100k, methods, limit=3000, windows=3, cold_events=5, bootstrap=200)
+    p = doc["protocol"]
+    assert p["cold_requests"] + p["warm_requests"] == p["scored"] == 3000
+    assert p["bootstrap"]["resamples"] == 200 and p["bootstrap"]["users"] == len(set(ml100k.user_ids[:3000]))
+    for result in doc["methods"].values():
+        for key in ("hr", "ndcg", "mrr", "recall", "precision", "map"):
+            low, high = result["intervals"][key]
+            assert low <= result["overall"][key] <= high
+        cold, warm = result["segments"]["cold"], result["segments"]["warm"]
+        assert cold["requests"] + warm["requests"] == 3000
+        # The overall mean is the request-weighted mean of the two segments.
+        assert (cold["hr"] * cold["requests"] + warm["hr"] * warm["requests"]) / 3000 == \
+            pytest.approx(result["overall"]["hr"])
+    differences = doc["differences"]
+    assert differences["reference"] == "item-knn" and set(differences["methods"]) == {"popular", "knn-again"}
+    same = differences["methods"]["knn-again"]       # the same deterministic method: exactly 0
+    assert all(v["difference"] == 0 and v["interval"] == [0, 0] for seg in same.values() for v in seg.values())
+    worse = differences["methods"]["popular"]["overall"]["hr"]
+    assert worse["difference"] == pytest.approx(doc["methods"]["popular"]["overall"]["hr"]
+                                                - doc["methods"]["item-knn"]["overall"]["hr"])
+    assert worse["interval"][0] <= worse["difference"] <= worse["interval"][1]
+
+
+def test_windows_say_where_they_are_in_the_stream():
+    ds = toy([("u", "0"), ("u", "0"), ("v", "1"), ("v", "2"), ("w", "3"), ("w", "1")])
+    doc = prequential(ds, {"popular": MostPopular()}, k=2, windows=2, bootstrap=0)
+    windows = doc["methods"]["popular"]["windows"]
+    # Scored requests are events 0, 2, 3, 4, 5 (event 1 repeats); windows of 2 and 3 requests.
+    assert [(w["first_event"], w["last_event"]) for w in windows] == [(0, 2), (3, 5)]
+    assert [(w["t_start"], w["t_end"]) for w in windows] == [(0.0, 2.0), (3.0, 5.0)]
+    assert doc["methods"]["popular"]["intervals"] == {} and doc["protocol"]["bootstrap"] is None
