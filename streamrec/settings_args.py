@@ -27,7 +27,7 @@ from streamrec.settings import Settings, is_secret
 # Groups of settings several processes read (each process adds its own section).
 KAFKA = ("bootstrap_servers", "partitions", "replication_factor", "topic_prefix", "session_timeout_s",
          "security_protocol", "sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile")
-EVENT_INPUT = ("max_message_bytes", "max_id_length", "max_future_skew_s", "min_timestamp")
+EVENT_INPUT = ("max_message_bytes", "max_id_length", "max_future_skew_s", "min_timestamp", "deletion_signing_key")
 USER_HISTORY = ("recent_items", "seen_items", "dedup_ids", "vector_dim")
 ONLINE_STATE = ("user_vector_half_life_s", "popularity_half_life_s", "event_weights")
 MODELS = ("model_signing_key", "model_max_bytes", "model_read_timeout_s")
