@@ -45,7 +45,8 @@ KAFKA_ERRORS = Counter("streamrec_learner_kafka_errors_total", "Kafka errors see
 USERS_DELETED = Counter("streamrec_learner_users_deleted_total",
                         "Verified user deletions applied (the user's history and examples forgotten).")
 EXAMPLES_FORGOTTEN = Counter("streamrec_learner_examples_forgotten_total",
-                             "Training examples removed by user deletions (replay buffer, pending events, probe).")
+                             "Rows of training examples removed by user deletions (replay buffer stores, pending events, "
+                             "probe; one example may be held by more than one).")
 
 
 def record_cycle(result, trigger: str) -> None:

@@ -178,41 +178,6 @@ class Learner:
         M.record_replay_buffer(self.trainer.buffer)
         self._forgotten_unsaved = True
 
-    def _consume(self, events: Consumer, items: CatalogueFeed) -> None:
-        s = self.settings
-        while not self.stop_event.is_set():
-            items.poll(self.trainer)
-            if self._backpressure():
-                self.stop_event.wait(0.05)
-                continue
-            batch, offsets = [], {}
-            for msg in events.consume(num_messages=200, timeout=0.2):
-                if msg.error():
-                    M.KAFKA_ERRORS.inc()
-                    continue
-                try:
-                    batch.extend(self._admit(decode_message(msg.value(), msg.partition(), msg.offset(), s)))
-                except Exception:   # a bug, never an input: skip the message, never die on it
-                    log.exception("message %s/%s could not be read; skipped", msg.partition(), msg.offset())
-                    M.INVALID.inc()
-                offsets[f"{msg.topic()}:{msg.partition()}"] = msg.offset() + 1
-            if batch or offsets:
-                result = self.trainer.observe(batch, offsets)
-                M.EVENTS.inc(result.events)
-                M.PREQUENTIAL_SCORED.inc(result.scored)
-                M.PREQUENTIAL_HITS.inc(result.hits)
-                drift = self.trainer.drift
-                M.LIVE_HR10.set(drift.hit_rate if drift.enabled else 0.0)
-                if drift.detections > self._drift_counted:
-                    M.DRIFT_DETECTIONS.inc(drift.detections - self._drift_counted)
-                    self._drift_counted = drift.detections
-                M.ITEMS.set(len(self.trainer.item_ids))
-                M.USERS.set(len(self.trainer.log))
-            if self._commit_request is not None:
-                self._commit(events)
-            if self._producer is not None:
-                self._producer.poll(0)
-
     def _admit(self, message: DecodedMessage) -> list[Event]:
         """The events of one message the learner trains on: the same rule as streams and serving."""
         if message.rejections:

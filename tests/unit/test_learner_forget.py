@@ -10,7 +10,7 @@ from learner.interaction_log import InteractionLog
 from learner.replay_buffer import ReplayBuffer
 from learner.trainer import ContinualTrainer
 from streamrec.contracts.events import Event
-from tests.learner_helpers import small_settings
+from tests.learner_helpers import small_settings, users_held
 
 COLUMNS = {"user": ((), np.int32), "x": ((2,), np.float32)}
 
@@ -61,13 +61,7 @@ def stream(users: list[str], n: int, t0: float = 1e9) -> list[Event]:
 
 
 def held_users(trainer: ContinualTrainer) -> set[str]:
-    """The users any example or history the trainer holds belongs to (by the items only they had)."""
-    rows = [trainer.buffer.reservoir_rows(), trainer.buffer.recent_rows(), *trainer.pending]
-    rows += [trainer.probe] if trainer.probe is not None else []
-    items = {trainer.item_ids[i] for r in rows for i in r["target"]}
-    items |= {trainer.item_ids[i] for u in trainer.log.user_index.values() for i, _, _ in trainer.log.recent[u]}
-    owners = {"g": "gone", "k": "kept"}
-    return {owners[item[0]] for item in items} | set(trainer.log.user_index) | set(trainer.event_ids.windows)
+    return users_held(trainer, lambda item: {"g": "gone", "k": "kept"}[item[0]])
 
 
 def test_the_trainer_forgets_a_user_everywhere_and_a_checkpoint_holds_none_of_them(tmp_path):
