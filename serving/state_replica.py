@@ -142,7 +142,7 @@ class StateReplica:
             return False
         del self.users[user_id]
         metrics.USERS_DELETED.labels("removed").inc()
-        log.info("user %r deleted (events %d/%d)", user_id[:64], *position)
+        log.info("a user deleted at events %d/%d removed from the replica", *position)   # no user id in logs
         return True
 
     def _before_deletion(self, user_id: str, partition: int, offset: int) -> bool:
