@@ -46,7 +46,7 @@ from streamrec.kafka.config import producer_config
 from streamrec.contracts.model_store import MODEL_KEY, Announcement, remove_stale_temporaries, write_version
 from streamrec.observability.health import HealthServer
 from streamrec.settings import Settings
-from streamrec.contracts.topics import EVENTS, MODEL_UPDATES
+from streamrec.contracts.topics import MODEL_UPDATES
 from learner.catalogue_feed import CatalogueFeed
 from learner.trainer import ContinualTrainer, CycleResult
 from learner.versions import announcement_of, published_versions
