@@ -34,28 +34,61 @@ def no_exclusions(users: np.ndarray, seen_counts: np.ndarray) -> tuple[np.ndarra
     return np.empty(0, np.int64), np.empty(0, np.int64)
 
 
+def without_users(examples: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    """``examples`` less those of the users in ``rows`` (their log rows)."""
+    keep = ~np.isin(examples["user"], rows)
+    return examples if keep.all() else {k: v[keep] for k, v in examples.items()}
+
+
 class InteractionLog:
     def __init__(self, sequence_length: int):
         self.sequence_length = sequence_length
-        self.user_ids: list[str] = []
+        self.user_ids: list[str | None] = []   # None: a forgotten user's row (never reused)
         self.user_index: dict[str, int] = {}
+        self.forgotten: set[int] = set()
         self.recent: list[list[tuple[int, int, float]]] = []   # (item row, type index, timestamp)
         self.seen: list[np.ndarray] = []                        # distinct item rows, first-seen order
         self.seen_count: list[int] = []
         self.seen_set: list[set[int]] = []
 
     def __len__(self) -> int:
-        return len(self.user_ids)
+        """Users known (forgotten ones not counted)."""
+        return len(self.user_index)
 
     def _user(self, user_id: str) -> int:
         row = self.user_index.get(user_id)
         if row is None:
-            row = self.user_index[user_id] = len(self.user_ids)
-            self.user_ids.append(user_id)
-            self.recent.append([])
-            self.seen.append(np.empty(8, dtype=np.int32))
-            self.seen_count.append(0)
-            self.seen_set.append(set())
+            row = self.user_index[user_id] = self._new_row(user_id)
+        return row
+
+    def _new_row(self, user_id: str | None) -> int:
+        self.user_ids.append(user_id)
+        self.recent.append([])
+        self.seen.append(np.empty(8, dtype=np.int32))
+        self.seen_count.append(0)
+        self.seen_set.append(set())
+        return len(self.user_ids) - 1
+
+    def forget(self, user_id: str) -> int | None:
+        """Forget a user (a deletion): their row is emptied and never reused; returns it (None: unknown).
+
+        Examples elsewhere name users by row, so the caller drops the examples of that row;
+        if the user comes back, they get a new row and start with no history.
+
+        >>> log = InteractionLog(sequence_length=2)
+        >>> _ = log.record(["u", "v"], np.array([4, 7]), np.array([1, 1]), np.array([1.0, 2.0]))
+        >>> log.forget("u"), len(log), log.history_rows("u"), log.user_ids
+        (0, 1, [], [None, 'v'])
+        """
+        row = self.user_index.pop(user_id, None)
+        if row is None:
+            return None
+        self.user_ids[row] = None
+        self.recent[row] = []
+        self.seen[row] = np.empty(8, dtype=np.int32)
+        self.seen_count[row] = 0
+        self.seen_set[row] = set()
+        self.forgotten.add(row)
         return row
 
     def record(self, user_ids: Sequence[str], items: np.ndarray, types: np.ndarray,
@@ -126,7 +159,11 @@ class InteractionLog:
         seen_starts = np.concatenate([[0], np.cumsum(arrays["seen_counts"])])
         items, types, times = arrays["recent_items"], arrays["recent_types"], arrays["recent_times"]
         for u, user_id in enumerate(meta["user_ids"]):
-            log._user(user_id)
+            log._new_row(user_id)
+            if user_id is None:
+                log.forgotten.add(u)
+            else:
+                log.user_index[user_id] = u
             a, b = starts[u], starts[u + 1]
             log.recent[u] = [(int(i), int(t), float(ts)) for i, t, ts in zip(items[a:b], types[a:b], times[a:b])]
             seen = arrays["seen_items"][seen_starts[u]:seen_starts[u + 1]]

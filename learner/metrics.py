@@ -42,3 +42,30 @@ ITEMS = Gauge("streamrec_learner_items", "Items known to the model.")
 USERS = Gauge("streamrec_learner_users", "Users in the learner's interaction log.")
 CHECKPOINTS = Counter("streamrec_learner_checkpoints_total", "Checkpoints written.")
 KAFKA_ERRORS = Counter("streamrec_learner_kafka_errors_total", "Kafka errors seen (retried).")
+USERS_DELETED = Counter("streamrec_learner_users_deleted_total",
+                        "Verified user deletions applied (the user's history and examples forgotten).")
+EXAMPLES_FORGOTTEN = Counter("streamrec_learner_examples_forgotten_total",
+                             "Rows of training examples removed by user deletions (replay buffer stores, pending events, "
+                             "probe; one example may be held by more than one).")
+
+
+def record_cycle(result, trigger: str) -> None:
+    """A finished cycle (a ``learner.trainer.CycleResult``, not skipped) and what triggered it."""
+    CYCLES.labels(trigger).inc()
+    CYCLE_DURATION.observe(result.duration_s)
+    TRAINING_LOSS.set(result.loss_last)
+    GATE_DECISIONS.labels(result.decision).inc()
+    for model, scores in (("candidate", result.candidate), ("current", result.current)):
+        for metric in ("hr@10", "ndcg@10"):
+            GATE_SCORE.labels(model, metric.replace("@", "")).set(scores.get(metric, 0.0))
+    if result.probe:
+        PROBE_HR10.set(result.probe["hr@10"])
+        PROBE_NDCG10.set(result.probe["ndcg@10"])
+
+
+def record_replay_buffer(buffer) -> None:
+    """How full each store of a ``learner.replay_buffer.ReplayBuffer`` is."""
+    for store, held, cap in (("reservoir", len(buffer), buffer.reservoir_size),
+                             ("recent", buffer.recent_count, buffer.recent_size)):
+        REPLAY_EXAMPLES.labels(store).set(held)
+        REPLAY_FILL.labels(store).set(held / cap)

@@ -39,6 +39,9 @@ class ReplayBuffer:
         self.reservoir_size, self.recent_size = reservoir_size, recent_size
         self.rng = np.random.default_rng(seed)
         self.seen = 0  # examples ever added: the reservoir's n
+        self._held = 0         # reservoir slots in use: min(seen, size) until examples are dropped
+        self._recent_next = 0  # ring position the next recent example goes to
+        self._recent_held = 0
         self._reservoir = self._allocate(reservoir_size)
         self._recent = self._allocate(recent_size)
 
@@ -46,11 +49,11 @@ class ReplayBuffer:
         return {name: np.zeros((n, *shape), dtype=dtype) for name, (shape, dtype) in self.columns.items()}
 
     def __len__(self) -> int:
-        return min(self.seen, self.reservoir_size)
+        return self._held
 
     @property
     def recent_count(self) -> int:
-        return min(self.seen, self.recent_size)
+        return self._recent_held
 
     def add(self, batch: Mapping[str, np.ndarray]) -> None:
         """Add examples in arrival order (Algorithm R over the reservoir, a ring for the window)."""
@@ -58,11 +61,14 @@ class ReplayBuffer:
         if n == 0:
             return
         arrays = {name: np.asarray(batch[name], dtype=dtype) for name, (_, dtype) in self.columns.items()}
-        # Reservoir: the k-th example overall (1-based n_k) goes to slot n_k - 1 while the
-        # reservoir fills, then replaces slot j ~ U{0..n_k-1} when j < size.
+        # Reservoir: free slots are filled in order (while it fills, the k-th example overall
+        # goes to slot k - 1); then the k-th replaces slot j ~ U{0..k-1} when j < size.
+        # Slots freed by drop() are filled first, so an example dropped is replaced by the next.
         counts = self.seen + np.arange(1, n + 1, dtype=np.int64)
-        slots = np.where(counts <= self.reservoir_size, counts - 1,
-                         np.floor(self.rng.random(n) * counts).astype(np.int64))
+        draws = np.floor(self.rng.random(n) * counts).astype(np.int64)
+        free = self.reservoir_size - self._held
+        order = np.arange(n, dtype=np.int64)
+        slots = np.where(order < free, self._held + order, draws)
         take = slots < self.reservoir_size
         src, dst = np.flatnonzero(take), slots[take]
         # Later examples overwrite earlier ones in the same slot, as the sequential algorithm does.
@@ -70,12 +76,40 @@ class ReplayBuffer:
         src, dst = src[::-1][last], dst[::-1][last]
         for name, arr in arrays.items():
             self._reservoir[name][dst] = arr[src]
-        # Recent window: a ring indexed by the overall count.
+        self._held += min(max(free, 0), n)
+        # Recent window: a ring.
         tail = np.arange(max(0, n - self.recent_size), n)
-        ring = (self.seen + tail) % self.recent_size
+        ring = (self._recent_next + tail) % self.recent_size
         for name, arr in arrays.items():
             self._recent[name][ring] = arr[tail]
+        self._recent_next = (self._recent_next + n) % self.recent_size
+        self._recent_held = min(self.recent_size, self._recent_held + n)
         self.seen += n
+
+    def drop(self, column: str, values: np.ndarray) -> int:
+        """Remove every example whose ``column`` is one of ``values`` (a user deletion); how many.
+
+        The rows left are moved together and the freed ones zeroed, so nothing of a removed
+        example stays in memory or in the next checkpoint. ``seen`` is unchanged, so the
+        reservoir goes on sampling as if the removed examples had been drawn out; its sample
+        is uniform over what is left up to that, not exactly (freed slots go to the next
+        examples added).
+        """
+        removed = 0
+        for store, rows in ((self._reservoir, self.reservoir_rows()), (self._recent, self.recent_rows())):
+            keep = ~np.isin(rows[column], values)
+            held = int(keep.sum())
+            removed += len(keep) - held
+            if held == len(keep):
+                continue
+            for name, arr in rows.items():
+                store[name][:held] = arr[keep]
+                store[name][held:] = 0
+            if store is self._reservoir:
+                self._held = held
+            else:   # oldest first from slot 0: the ring continues after the last one
+                self._recent_held, self._recent_next = held, held % self.recent_size
+        return removed
 
     def reservoir_rows(self) -> dict[str, np.ndarray]:
         return {k: v[: len(self)] for k, v in self._reservoir.items()}
@@ -83,18 +117,20 @@ class ReplayBuffer:
     def recent_rows(self) -> dict[str, np.ndarray]:
         """The recent window, oldest first."""
         m = self.recent_count
-        order = (self.seen - m + np.arange(m)) % self.recent_size
+        order = (self._recent_next - m + np.arange(m)) % self.recent_size
         return {k: v[order] for k, v in self._recent.items()}
 
     def sample(self, n: int, recent_fraction: float = 0.5,
                rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
         """``n`` examples: ``recent_fraction`` of them from the recent window, the rest replayed."""
-        if self.seen == 0:
+        if not len(self) and not self.recent_count:
             raise ValueError("cannot sample an empty replay buffer")
         rng = self.rng if rng is None else rng
         n_recent = int(round(n * min(max(recent_fraction, 0.0), 1.0)))
-        recent_rows = rng.integers(0, self.recent_count, n_recent)
-        reservoir_rows = rng.integers(0, len(self), n - n_recent)
+        if not len(self) or not self.recent_count:   # one store emptied by drop(): all from the other
+            n_recent = n if self.recent_count else 0
+        recent_rows = rng.integers(0, max(self.recent_count, 1), n_recent)
+        reservoir_rows = rng.integers(0, max(len(self), 1), n - n_recent)
         return {name: np.concatenate([self._recent[name][recent_rows], self._reservoir[name][reservoir_rows]])
                 for name in self.columns}
 
@@ -104,6 +140,7 @@ class ReplayBuffer:
         arrays = {f"reservoir.{k}": v[: len(self)].copy() for k, v in self._reservoir.items()}
         arrays.update({f"recent.{k}": v[: self.recent_count].copy() for k, v in self._recent.items()})
         meta = {"seen": self.seen, "reservoir_size": self.reservoir_size, "recent_size": self.recent_size,
+                "held": self._held, "recent_held": self._recent_held, "recent_next": self._recent_next,
                 "rng": json.dumps(self.rng.bit_generator.state),
                 "columns": {k: [list(s), d.str] for k, (s, d) in self.columns.items()}}
         return arrays, meta
@@ -113,6 +150,10 @@ class ReplayBuffer:
         columns = {k: (tuple(s), np.dtype(d)) for k, (s, d) in meta["columns"].items()}
         buf = cls(columns, int(meta["reservoir_size"]), int(meta["recent_size"]))
         buf.seen = int(meta["seen"])
+        # Checkpoints from before drop() existed hold no counts: nothing was ever dropped then.
+        buf._held = int(meta.get("held", min(buf.seen, buf.reservoir_size)))
+        buf._recent_held = int(meta.get("recent_held", min(buf.seen, buf.recent_size)))
+        buf._recent_next = int(meta.get("recent_next", buf.seen % buf.recent_size))
         buf.rng.bit_generator.state = json.loads(meta["rng"])
         for name in columns:
             res, rec = arrays[f"reservoir.{name}"], arrays[f"recent.{name}"]

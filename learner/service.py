@@ -20,13 +20,14 @@ names an item left out reads it, in serving's user encoder, as an unknown item.
 
 A restart resumes from ``<state_dir>/learner/checkpoint.safetensors``: the trainer's state
 and the offsets it had consumed up to, which take precedence over the group's committed
-offsets (those are committed after each checkpoint, for lag monitoring). Those offsets are
-only trusted on the log they came from: when the broker is another cluster than the one
-recorded with them (the embedded broker gets a new id on each start) or a partition's end
-lies below its checkpoint offset, the broker lost that log, and the learner reads those
-partitions from the earliest offset instead of silently skipping everything up to the old
-position. It keeps what it learnt (model, replay buffer), logs a warning, and ``/readyz``
-carries the fact in its ``notes``.
+offsets (those are committed after each checkpoint, for lag monitoring), unless the broker
+lost the log they index (:mod:`learner.resume`): then those partitions are read from the
+earliest offset, what was learnt is kept, and ``/readyz`` carries the fact in its ``notes``.
+
+A verified user deletion on ``events`` (:mod:`streamrec.contracts.deletion`) is applied
+where it stands in the stream: the events before it are observed first, then
+:meth:`ContinualTrainer.forget_user` removes the user's examples, and the training thread
+writes a checkpoint at once, so the file on disk holds none of them either.
 """
 from __future__ import annotations
 
@@ -35,16 +36,17 @@ import threading
 import time
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from learner import metrics as M
-from learner.checkpoint import checkpoint_cluster_id, load_checkpoint, save_checkpoint, stale_offsets
+from learner.checkpoint import checkpoint_cluster_id, load_checkpoint, save_checkpoint
+from learner.resume import open_events
 from streamrec.contracts.events import DecodedMessage, Event, decode_message
-from streamrec.kafka.config import confluent_config, producer_config
+from streamrec.kafka.config import producer_config
 from streamrec.contracts.model_store import MODEL_KEY, Announcement, remove_stale_temporaries, write_version
 from streamrec.observability.health import HealthServer
 from streamrec.settings import Settings
-from streamrec.contracts.topics import EVENTS, MODEL_UPDATES
+from streamrec.contracts.topics import MODEL_UPDATES
 from learner.catalogue_feed import CatalogueFeed
 from learner.trainer import ContinualTrainer, CycleResult
 from learner.versions import announcement_of, published_versions
@@ -67,7 +69,6 @@ class Learner:
         self.version = max(self.version, published_versions(self.models_dir))
         self.cluster_id = checkpoint_cluster_id(self.checkpoint_path)   # where the offsets came from
         self.resume_notes: list[str] = []
-        self._from_beginning: set[str] = set()
         self.stop_event = threading.Event()
         self.trainer_alive = False
         self.last_scores: dict = {}
@@ -77,6 +78,7 @@ class Learner:
         self.gate_decisions: dict[str, int] = {}
         self._commit_request: dict[str, int] | None = None
         self._drift_counted = 0
+        self._forgotten_unsaved = False   # a deletion applied since the last checkpoint
         self._producer: Producer | None = None
         self.feed: CatalogueFeed | None = None
         M.MODEL_VERSION.set(self.version)
@@ -116,70 +118,11 @@ class Learner:
         self.stop_event.set()
 
     def _consumers(self) -> Consumer:
-        s = self.settings
-        events = Consumer(confluent_config(
-            s, **{"group.id": s.topic(s.learner_group_id), "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                  "session.timeout.ms": int(s.session_timeout_s * 1000)}))
-        self._reconcile_offsets(events)
-        offsets = self.trainer.offsets
-
-        def on_assign(consumer, partitions):
-            for tp in partitions:
-                key = f"{tp.topic}:{tp.partition}"
-                resume = offsets.get(key)
-                if resume is not None:
-                    tp.offset = resume
-                elif key in self._from_beginning:
-                    tp.offset = OFFSET_BEGINNING
-            consumer.assign(partitions)
-            log.info("assigned %s", [(tp.topic, tp.partition, tp.offset) for tp in partitions])
-
-        events.subscribe([s.topic(EVENTS)], on_assign=on_assign)
+        events, self.cluster_id, notes = open_events(self.settings, self.trainer, self.cluster_id)
+        self.resume_notes.extend(notes)
         return events
 
-    def _log_holds(self, topic: str, partition: int, offset: int, timeout_s: float = 5.0) -> bool:
-        """Whether the broker still has the record at ``offset`` (fetched, not inferred)."""
-        probe = Consumer(confluent_config(self.settings, **{
-            "group.id": self.settings.topic(f"{self.settings.learner_group_id}-probe"),
-            "enable.auto.commit": False, "auto.offset.reset": "error"}))
-        try:
-            probe.assign([TopicPartition(topic, partition, offset)])
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
-                message = probe.poll(0.2)
-                if message is not None:   # an error here is the offset out of range: not held
-                    return message.error() is None and message.offset() == offset
-            return False
-        finally:
-            probe.close()
-
-    def _reconcile_offsets(self, consumer: Consumer) -> None:
-        """Read from the earliest offset where the checkpoint's offsets point into a lost log."""
-        topic = self.settings.topic(EVENTS)
-        meta = consumer.list_topics(topic, timeout=10)
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in meta.topics[topic].partitions}
-        stale = stale_offsets(self.trainer.offsets, topic, ends, self.cluster_id, meta.cluster_id)
-        if not (self.cluster_id and meta.cluster_id and self.cluster_id != meta.cluster_id):
-            # Same cluster: an offset "beyond the end" may still be real, since a high watermark
-            # can be reported per record batch rather than per record (the embedded broker's
-            # is). Ask the log itself for the last record the checkpoint says it read.
-            stale = {key: why for key, why in stale.items()
-                     if not self._log_holds(topic, int(key.rsplit(":", 1)[1]), self.trainer.offsets[key] - 1)}
-        self.cluster_id = meta.cluster_id or self.cluster_id
-        if not stale:
-            return
-        with self.trainer.lock:
-            for key in stale:
-                self.trainer.offsets.pop(key, None)
-        self._from_beginning = set(stale)
-        note = (f"the broker lost the log the checkpoint's offsets refer to ({'; '.join(sorted(set(stale.values())))}): "
-                f"reading {len(stale)} partition(s) of {topic} from the earliest offset, keeping the trained model")
-        self.resume_notes.append(note)
-        log.warning("%s", note)
-
     def _consume(self, events: Consumer, items: CatalogueFeed) -> None:
-        s = self.settings
         while not self.stop_event.is_set():
             items.poll(self.trainer)
             if self._backpressure():
@@ -190,28 +133,50 @@ class Learner:
                 if msg.error():
                     M.KAFKA_ERRORS.inc()
                     continue
+                key = f"{msg.topic()}:{msg.partition()}"
                 try:
-                    batch.extend(self._admit(decode_message(msg.value(), msg.partition(), msg.offset(), s)))
+                    message = decode_message(msg.value(), msg.partition(), msg.offset(), self.settings)
+                    if message.deletions:   # in order: what came before is learnt, then the user forgotten
+                        self._observe(batch, offsets)
+                        batch, offsets = [], {}
+                        self._forget(message, {key: msg.offset() + 1})
+                        continue
+                    batch.extend(self._admit(message))
                 except Exception:   # a bug, never an input: skip the message, never die on it
                     log.exception("message %s/%s could not be read; skipped", msg.partition(), msg.offset())
                     M.INVALID.inc()
-                offsets[f"{msg.topic()}:{msg.partition()}"] = msg.offset() + 1
-            if batch or offsets:
-                result = self.trainer.observe(batch, offsets)
-                M.EVENTS.inc(result.events)
-                M.PREQUENTIAL_SCORED.inc(result.scored)
-                M.PREQUENTIAL_HITS.inc(result.hits)
-                drift = self.trainer.drift
-                M.LIVE_HR10.set(drift.hit_rate if drift.enabled else 0.0)
-                if drift.detections > self._drift_counted:
-                    M.DRIFT_DETECTIONS.inc(drift.detections - self._drift_counted)
-                    self._drift_counted = drift.detections
-                M.ITEMS.set(len(self.trainer.item_ids))
-                M.USERS.set(len(self.trainer.log))
+                offsets[key] = msg.offset() + 1
+            self._observe(batch, offsets)
             if self._commit_request is not None:
                 self._commit(events)
             if self._producer is not None:
                 self._producer.poll(0)
+
+    def _observe(self, batch: list[Event], offsets: dict[str, int]) -> None:
+        if not (batch or offsets):
+            return
+        result = self.trainer.observe(batch, offsets)
+        M.EVENTS.inc(result.events)
+        M.PREQUENTIAL_SCORED.inc(result.scored)
+        M.PREQUENTIAL_HITS.inc(result.hits)
+        drift = self.trainer.drift
+        M.LIVE_HR10.set(drift.hit_rate if drift.enabled else 0.0)
+        if drift.detections > self._drift_counted:
+            M.DRIFT_DETECTIONS.inc(drift.detections - self._drift_counted)
+            self._drift_counted = drift.detections
+        M.ITEMS.set(len(self.trainer.item_ids))
+        M.USERS.set(len(self.trainer.log))
+
+    def _forget(self, message: DecodedMessage, offsets: dict[str, int]) -> None:
+        """Apply a verified user deletion; the training thread checkpoints soon after."""
+        for deletion, _ in message.deletions:
+            removed = self.trainer.forget_user(deletion.user_id, offsets)
+            M.USERS_DELETED.inc()
+            M.EXAMPLES_FORGOTTEN.inc(removed)
+            log.info("user deletion %s applied: %d examples removed", deletion.deletion_id, removed)
+        M.USERS.set(len(self.trainer.log))
+        M.record_replay_buffer(self.trainer.buffer)
+        self._forgotten_unsaved = True
 
     def _admit(self, message: DecodedMessage) -> list[Event]:
         """The events of one message the learner trains on: the same rule as streams and serving."""
@@ -258,7 +223,10 @@ class Learner:
         try:
             while not self.stop_event.is_set():
                 trainer = self.trainer
-                if self.feed is None or not self.feed.caught_up:
+                if self._forgotten_unsaved:   # a deleted user's examples leave the file on disk now
+                    self._forgotten_unsaved = False
+                    self._checkpoint()
+                elif self.feed is None or not self.feed.caught_up:
                     self.stop_event.wait(0.1)   # no version before the catalogue is read: see CatalogueFeed
                 elif trainer.should_train():
                     self._cycle()
@@ -289,21 +257,9 @@ class Learner:
             M.CYCLE_IN_PROGRESS.set(0)
         if result.decision == "skip":
             return result
-        M.CYCLES.labels(trigger).inc()
-        M.CYCLE_DURATION.observe(result.duration_s)
-        M.TRAINING_LOSS.set(result.loss_last)
-        M.GATE_DECISIONS.labels(result.decision).inc()
+        M.record_cycle(result, trigger)
         self.gate_decisions[result.decision] = self.gate_decisions.get(result.decision, 0) + 1
-        for model, scores in (("candidate", result.candidate), ("current", result.current)):
-            for metric in ("hr@10", "ndcg@10"):
-                M.GATE_SCORE.labels(model, metric.replace("@", "")).set(scores.get(metric, 0.0))
-        if result.probe:
-            M.PROBE_HR10.set(result.probe["hr@10"])
-            M.PROBE_NDCG10.set(result.probe["ndcg@10"])
-        buf = trainer.buffer
-        for store, held, cap in (("reservoir", len(buf), buf.reservoir_size), ("recent", buf.recent_count, buf.recent_size)):
-            M.REPLAY_EXAMPLES.labels(store).set(held)
-            M.REPLAY_FILL.labels(store).set(held / cap)
+        M.record_replay_buffer(trainer.buffer)
         if result.accepted:
             scores = {"kind": "trained", "gate": result.decision, "reason": result.reason, "trigger": trigger,
                       "hr@10": result.candidate.get("hr@10"), "ndcg@10": result.candidate.get("ndcg@10"),

@@ -56,7 +56,7 @@ from learner import content_encoder
 from learner.drift import DriftMonitor
 from learner.fine_tune import fine_tune, target_ranks_under
 from learner.gate import EvaluationGate, GateDecision, metrics_from_ranks
-from learner.interaction_log import InteractionLog, example_columns, no_exclusions
+from learner.interaction_log import InteractionLog, example_columns, no_exclusions, without_users
 from learner.model import TwoTower
 from learner.ranking_loss import LOSSES
 from learner.replay_buffer import ReplayBuffer
@@ -133,6 +133,7 @@ class ContinualTrainer:
         self.events_seen = 0
         self.offsets: dict[str, int] = {}  # "topic:partition" -> next offset to consume
         self.event_ids = DedupIndex(s.dedup_ids)  # the event_id rule streams and serving apply
+        self.users_forgotten = 0   # forget_user calls: a cycle compares it before and after training
         self.last_cycle_time = time.monotonic()
         self.catalogue_changed_at: float | None = None
         self.last_result: CycleResult | None = None
@@ -229,6 +230,38 @@ class ContinualTrainer:
                 self.offsets.update(offsets)
             return ObserveResult(len(events), int(scored.sum()), hits)
 
+    def forget_user(self, user_id: str, offsets: dict[str, int] | None = None) -> int:
+        """Forget one user (a verified deletion); returns the examples removed.
+
+        Their history and examples leave the interaction log, the replay buffer, the events
+        waiting for the next cycle and the forgetting probe, and their ``event_id`` window
+        goes, so no later cycle trains on them and the next checkpoint holds none of them
+        (item counts, sums over all users, keep them). ``offsets`` (the position after the
+        deletion) are recorded under the same lock, so a checkpoint never holds one without
+        the other. A cycle training while this runs refuses its candidate if its batches held
+        the user (see :meth:`train_cycle`). The model has no per-user parameters: versions
+        trained before stay as they are.
+        """
+        with self.lock:
+            self.event_ids.forget(user_id)
+            row = self.log.forget(user_id)
+            removed = 0
+            if row is not None:
+                rows = np.array([row])
+                removed += self.buffer.drop("user", rows)
+                kept = [without_users(p, rows) for p in self.pending]
+                removed += self.pending_count - sum(len(p["target"]) for p in kept)
+                self.pending = [p for p in kept if len(p["target"])]
+                self.pending_count = sum(len(p["target"]) for p in self.pending)
+                if self.probe is not None:
+                    probe = without_users(self.probe, rows)
+                    removed += len(self.probe["target"]) - len(probe["target"])
+                    self.probe = probe
+            if offsets:
+                self.offsets.update(offsets)
+            self.users_forgotten += 1
+            return removed
+
     def should_train(self, now: float | None = None) -> bool:
         s, n = self.settings, self.pending_count
         if n < max(1, s.learner_min_events):
@@ -275,7 +308,8 @@ class ContinualTrainer:
                 self.probe = {k: v[np.sort(pick)].copy() for k, v in self.buffer.reservoir_rows().items()}
             n_items = len(self.item_ids)
             batches = [self.buffer.sample(s.learner_batch_size, s.learner_recent_fraction, self.rng)
-                       for _ in range(s.learner_batches_per_cycle)] if self.buffer.seen else []
+                       for _ in range(s.learner_batches_per_cycle)] if self.buffer.recent_count else []
+            forgotten_before = self.users_forgotten
             candidate = copy.deepcopy(self.model)
             optimizer_state = copy.deepcopy(self.optimizer_state)
             log_prob = np.log(np.maximum(self.item_counts[:n_items], 1.0) / max(self.item_counts.sum(), 1.0))
@@ -283,11 +317,18 @@ class ContinualTrainer:
         losses = self._fit(candidate, optimizer_state, batches, n_items, torch.from_numpy(log_prob).float(), loss_rng)
         with self.lock:
             self._catch_up(candidate, n_items)
+            tainted = False
+            if self.users_forgotten != forgotten_before:   # a user deleted while it trained: theirs go
+                forgotten = np.fromiter(self.log.forgotten, np.int64)
+                holdout = without_users(holdout, forgotten)
+                tainted = any(np.isin(b["user"], forgotten).any() for b in batches)
             n_items = len(self.item_ids)
             cand_scores = self._evaluate(candidate, holdout, n_items)
             curr_scores = self._evaluate(self.model, holdout, n_items)
             decision: GateDecision = self.gate.decide(cand_scores, curr_scores,
                                                       losses[-1] if losses else None)
+            if tainted:
+                decision = GateDecision("refuse", "a user in its training batches was deleted while it trained")
             if decision.accepted:
                 self.model, self.optimizer_state = candidate, optimizer_state
                 self.generation += 1

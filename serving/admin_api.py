@@ -9,7 +9,13 @@ Routes, registered only when ``STREAMREC_ADMIN_TOKEN`` is set (unset: they do no
   a promotion back to a newer one); the file is read again with every check
   (:func:`streamrec.contracts.model_store.load_version`) and its sha256 compared with the
   announcement, so a file changed since is refused (409) and the current version stays;
-* ``POST /admin/reload``: load the newest of those versions again (same checks).
+* ``POST /admin/reload``: load the newest of those versions again (same checks);
+* ``DELETE /admin/users/{user_id}``: forget a user everywhere. A deletion signed with
+  ``STREAMREC_DELETION_SIGNING_KEY`` (:mod:`streamrec.contracts.deletion`) is written on the
+  user's partition of ``events``, where every process meets it after the user's earlier
+  events; the answer, once the broker acknowledged it, is 202 with its consistency token
+  (``GET /users/{id}?after=<token>`` answers 404 once this process applied it). 501 when no
+  signing key is set, 400 for an id no event could carry, 503 when the broker does not take it.
 
 Every request needs ``Authorization: Bearer <token>``; without it, or with another token, the
 answer is 401 with ``WWW-Authenticate: Bearer``. The token is compared with
@@ -32,7 +38,11 @@ import logging
 
 from aiohttp import web
 
+from serving import metrics
+from serving.events_api import INGEST_KEY
 from serving.model_holder import ModelHolder
+from streamrec.contracts.deletion import UserDeletion
+from streamrec.contracts.fields import InvalidEvent, identifier
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +103,52 @@ async def reload_model(request: web.Request) -> web.Response:
     return await _activate(holder, max(holder.announcements), "reload")
 
 
+async def delete_user(request: web.Request) -> web.Response:
+    """Write a signed deletion of the user on their partition of ``events``; 202 with its token."""
+    ingest = request.app[INGEST_KEY]
+    settings = ingest.settings
+    if not settings.deletion_signing_key:
+        metrics.DELETIONS_REQUESTED.labels("refused").inc()
+        return _error(501, "user deletion is off: set STREAMREC_DELETION_SIGNING_KEY (the same secret) on serving, "
+                           "the streams worker and the learner")
+    try:
+        user_id = identifier(dict(request.match_info), "user_id", settings.max_id_length)
+    except InvalidEvent as exc:
+        metrics.DELETIONS_REQUESTED.labels("refused").inc()
+        return _error(400, exc.detail, "user_id")
+    deletion = UserDeletion.new(user_id).signed(settings.deletion_signing_key)
+    why = ingest.unavailable()
+    written = await ingest.write_deletion(deletion) if why is None else None
+    if written is None or written.error is not None:
+        metrics.DELETIONS_REQUESTED.labels("unavailable").inc()
+        return _error(503, why or written.error, None, {"Retry-After": "1"})
+    metrics.DELETIONS_REQUESTED.labels("written").inc()
+    # The id of a user being forgotten stays out of the log: the deletion id names the request.
+    log.warning("admin: user deletion %s written to events at %s", deletion.deletion_id, written.token)
+    return web.json_response({"user_id": user_id, "deletion_id": deletion.deletion_id, "token": written.token},
+                             status=202)
+
+
+def deletion_path() -> dict:
+    """The OpenAPI path item of ``/admin/users/{user_id}``."""
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    accepted = {"type": "object", "required": ["user_id", "deletion_id", "token"], "properties": {
+        "user_id": {"type": "string"}, "deletion_id": {"type": "string"},
+        "token": {"type": "string", "description": "consistency token of the deletion record: GET "
+                                                   "/users/{user_id}?after=<token> answers 404 once it is applied"}}}
+    return {"delete": {
+        "summary": "Forget a user everywhere (admin API: exists only when STREAMREC_ADMIN_TOKEN is set)",
+        "security": [{"adminToken": []}],
+        "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {
+            "202": {"description": "the signed deletion is on the user's partition of events",
+                    "content": {"application/json": {"schema": accepted}}},
+            "400": {"description": "not a user id any event could carry", "content": error},
+            "401": {"description": "bearer token missing or wrong", "content": error},
+            "501": {"description": "no STREAMREC_DELETION_SIGNING_KEY set: deletion is off", "content": error},
+            "503": {"description": "the broker did not take the deletion (Retry-After)", "content": error}}}}
+
+
 def add_admin_routes(app: web.Application, holder: ModelHolder, token: str | None) -> None:
     """Register the admin routes behind ``token``; with no token, register nothing."""
     if not token:
@@ -110,3 +166,4 @@ def add_admin_routes(app: web.Application, holder: ModelHolder, token: str | Non
     app.router.add_get("/admin/models", guarded(list_models))
     app.router.add_post("/admin/models/{version}/activate", guarded(activate_version))
     app.router.add_post("/admin/reload", guarded(reload_model))
+    app.router.add_delete("/admin/users/{user_id}", guarded(delete_user))

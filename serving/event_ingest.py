@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from streamrec.contracts.consistency import acknowledge, encode_token
-from streamrec.contracts.events import Rejection, parse_message
+from streamrec.contracts.deletion import UserDeletion
+from streamrec.contracts.events import Rejection, owner_partition, parse_message
 from streamrec.contracts.packing import PackedMessage, message_limit, pack_events, with_event_id
 from streamrec.contracts.topics import EVENTS
 from streamrec.settings import Settings
@@ -138,6 +139,15 @@ class EventIngest:
         if out.error:
             log.warning("POST /events: %d of %d events acknowledged; %s", out.acknowledged, out.events, out.error)
         return out
+
+    async def write_deletion(self, deletion: UserDeletion) -> Written:
+        """Write a signed user deletion on its user's partition, as a message of its own.
+
+        The :class:`Written` counts no events; its token is the deletion's own position.
+        """
+        partition = owner_partition(deletion.user_id, self.settings.partitions)
+        key = deletion.user_id.encode("utf-8", "surrogatepass")
+        return await self.write([PackedMessage(partition, key, deletion.encode(), ())])
 
     async def _write_partition(self, messages: list[PackedMessage], out: Written) -> None:
         # Every message is queued before any is awaited, in order: one partition's messages

@@ -30,12 +30,13 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from serving import metrics
-from serving.admin_api import add_admin_routes
+from serving.admin_api import add_admin_routes, deletion_path
 from serving.admission import RELEASE_TURN, WAIT_OUTSIDE_TURN, Admission, Shed
 from serving.event_ingest import EventIngest
 from serving.events_api import ROUTE as EVENTS_ROUTE, add_event_routes, event_schema, events_path
 from serving.recommender_service import RecommenderService
-from serving.request_model import FIELDS, MAX_LIST, RecRequest, RequestError, decode_object, filters_schema, parse_request
+from serving.request_model import (FIELDS, MAX_LIST, RecRequest, RequestError, after_positions, decode_object,
+                                   filters_schema, parse_request)
 from streamrec.observability.health import add_health_routes
 from streamrec.settings import Settings
 
@@ -171,10 +172,16 @@ async def _recommend(request: web.Request, req: RecRequest) -> web.Response:
     service = request.app[SERVICE_KEY]
     if req.after is None:
         return web.json_response(service.recommend(req))
-    applied = service.replica.applied
-    waited = applied.covers(dict(req.after)) or await request[WAIT_OUTSIDE_TURN](
-        applied.wait(dict(req.after), service.settings.serving_read_your_writes_wait_s))
+    waited = await _applied(request, req.after)
     return web.json_response({**service.recommend(req), "stale": not waited})
+
+
+async def _applied(request: web.Request, after: tuple[tuple[int, int], ...]) -> bool:
+    """Wait (outside the admission turn, bounded) until the replica applied ``after``; whether it had."""
+    service = request.app[SERVICE_KEY]
+    applied = service.replica.applied
+    return applied.covers(dict(after)) or await request[WAIT_OUTSIDE_TURN](
+        applied.wait(dict(after), service.settings.serving_read_your_writes_wait_s))
 
 
 async def similar_items(request: web.Request) -> web.Response:
@@ -190,8 +197,15 @@ async def item(request: web.Request) -> web.Response:
 
 
 async def user(request: web.Request) -> web.Response:
+    """The user's state; asked ``after`` a write (a deletion's token too), once serving applied it."""
     service = request.app[SERVICE_KEY]
-    return web.json_response(service.user(request.match_info["user_id"]))
+    unknown = sorted(set(request.query) - {"after"})
+    if unknown:
+        raise RequestError(unknown[0][:64], "unknown query parameter (known: after)")
+    if "after" not in request.query:
+        return web.json_response(service.user(request.match_info["user_id"]))
+    waited = await _applied(request, after_positions(request.query["after"], service.settings.partitions))
+    return web.json_response({**service.user(request.match_info["user_id"]), "stale": not waited})
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -308,6 +322,17 @@ def _item_path() -> dict:
                                   "404": {"description": "named by no item message and no event"}}}}
 
 
+def _user_path(after: dict) -> dict:
+    """``/users/{user_id}``: the state an answer is built from, optionally once a write is applied."""
+    return {"get": {"summary": "The state answers for this user are built from",
+                    "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                                   {"name": "after", "in": "query", "required": False, "schema": after}],
+                    "responses": {"200": {"description": "recent items, last event time, counts, vector norm, "
+                                                         "rejected items (and stale, when asked after= a write)"},
+                                  "400": {"description": "a bad after token or an unknown parameter"},
+                                  "404": {"description": "no state for this user (never had one, or deleted)"}}}}
+
+
 def openapi_document(settings: Settings) -> dict:
     """The OpenAPI 3 description of this API (served at ``/openapi.json``)."""
     options = _request_options(settings)
@@ -324,13 +349,9 @@ def openapi_document(settings: Settings) -> dict:
                 "responses": {"200": {"description": "similar items"},
                               "404": {"description": "item not in the index, or retired, unavailable or expired"}}}},
             "/items/{item_id}": _item_path(),
-            "/users/{user_id}": {"get": {"summary": "The state answers for this user are built from",
-                                         "parameters": [{"name": "user_id", "in": "path", "required": True,
-                                                         "schema": {"type": "string"}}],
-                                         "responses": {"200": {"description": "recent items, last event time, "
-                                                                              "counts, vector norm, rejected items"},
-                                                       "404": {"description": "no state for this user"}}}},
+            "/users/{user_id}": _user_path(options["after"]),
             "/events": events_path(settings),
+            "/admin/users/{user_id}": deletion_path(),
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "running"}}}},
             "/readyz": {"get": {"summary": "Ready once state and model are loaded",
                                 "responses": {"200": {"description": "ready"}, "503": {"description": "not yet"}}}},
@@ -338,5 +359,7 @@ def openapi_document(settings: Settings) -> dict:
         },
         "components": {"schemas": {"Error": {"type": "object", "properties": {
             "error": {"type": "string"}, "field": {"type": "string", "nullable": True}}},
-            "Event": event_schema(settings)}},
+            "Event": event_schema(settings)},
+            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer",
+                                               "description": "STREAMREC_ADMIN_TOKEN"}}},
     }

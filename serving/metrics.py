@@ -53,6 +53,15 @@ REPLICA_RECORDS = Counter("streamrec_serving_replica_records",
                           "Records consumed by the replica, by source topic kind and outcome.",
                           ["source", "outcome"])
 EVENTS_APPLIED = Counter("streamrec_serving_events_applied", "Events applied to the replica from the events topic.")
+USERS_DELETED = Counter(
+    "streamrec_serving_users_deleted",
+    "Verified user deletions met on the events topic, by outcome (removed: the replica's state of the user "
+    "dropped; absent: the replica held none; outlived: its state holds events written after the deletion).",
+    ["outcome"])
+DELETIONS_REQUESTED = Counter(
+    "streamrec_serving_user_deletions_requested",
+    "DELETE /admin/users/{id} requests, by outcome (written: acknowledged by the broker; refused: no signing "
+    "key or an invalid id; unavailable: the broker did not take it in time).", ["outcome"])
 FRESHNESS_LAG = Histogram("streamrec_serving_freshness_lag_seconds",
                           "Broker append time of an event to its application in the replica.",
                           buckets=_LAG_BUCKETS)

@@ -254,7 +254,8 @@ def filters_schema() -> dict:
                 "A malformed filter is a 400 naming filters, filters.<attribute> or filters.<attribute>.<operator>.")}
 
 
-def _after(value: Any, partitions: int) -> tuple[tuple[int, int], ...]:
+def after_positions(value: Any, partitions: int) -> tuple[tuple[int, int], ...]:
+    """A consistency token given as ``after`` (:class:`RequestError` naming ``after`` if it is bad)."""
     if not isinstance(value, str):
         raise RequestError("after", "must be a consistency token string such as p0:17,p3:9")
     try:
@@ -290,7 +291,7 @@ def parse_request(doc: Any, settings: Settings, *, allowed: tuple[str, ...] = FI
     if doc.get("include_seen") is not None:
         opt["include_seen"] = _bool(doc["include_seen"], "include_seen")
     if doc.get("after") is not None:
-        opt["after"] = _after(doc["after"], settings.partitions)
+        opt["after"] = after_positions(doc["after"], settings.partitions)
     for name in ("exclude_items", "require_items", "exclude_tags", "require_tags"):
         if doc.get(name) is not None:
             opt[name] = _id_set(doc[name], name, max_id)

@@ -103,6 +103,9 @@ class StateReplica:
         self.applied = AppliedPositions()   # how far the events feed got, for read-your-writes
         self.rejected = 0
         self.misrouted = 0
+        # user -> (partition, offset) of the newest deletion met on events: no record or event
+        # of that user from before it may bring them back (user ids only, rebuilt on each start)
+        self.deleted: dict[str, tuple[int, int]] = {}
 
     # --- the events topic -------------------------------------------------------------------
     def apply_events(self, partition: int, offset: int, raw: bytes | None) -> int:
@@ -113,12 +116,45 @@ class StateReplica:
         if message.misrouted:
             self.misrouted += len(message.misrouted)
             metrics.REPLICA_RECORDS.labels("events", "misrouted").inc(len(message.misrouted))
+        for deletion, position in message.deletions:
+            self.apply_deletion(deletion.user_id, position)
         if not message.events:
             return 0
         return self.apply_parsed(message.events)
 
+    def apply_deletion(self, user_id: str, position: tuple[int, int]) -> bool:
+        """Forget a user deleted at ``position`` of ``events``; True if a state was removed.
+
+        The state goes unless it holds an event written after the deletion
+        (:meth:`UserState.deleted_by`: a state adopted from the changelog after the user came
+        back). What this process learnt from the user's earlier events goes in any case: the
+        recent items co-occurrence pairs their next item with, and the served list waiting
+        for their next event. From now on no changelog record and no event from before the
+        deletion is applied for them (a feed that reads ``events`` again meets the same order).
+        """
+        if self.cooccurrence is not None:
+            self.cooccurrence.forget_user(user_id)
+        self.quality.forget(user_id)
+        if self.deleted.get(user_id, (-1, -1)) < position:
+            self.deleted[user_id] = position
+        state = self.users.get(user_id)
+        if state is None or not state.deleted_by(*position):
+            metrics.USERS_DELETED.labels("absent" if state is None else "outlived").inc()
+            return False
+        del self.users[user_id]
+        metrics.USERS_DELETED.labels("removed").inc()
+        log.info("a user deleted at events %d/%d removed from the replica", *position)   # no user id in logs
+        return True
+
+    def _before_deletion(self, user_id: str, partition: int, offset: int) -> bool:
+        """Whether this position of ``events`` precedes the user's deletion (so it is deleted too)."""
+        deleted = self.deleted.get(user_id)
+        return deleted is not None and deleted[0] == partition and offset < deleted[1]
+
     def apply_parsed(self, located: list[Located]) -> int:
         """Apply validated events with their source positions, grouped per user in order."""
+        if self.deleted:   # read again (a feed restarted): what came before a deletion stays deleted
+            located = [(ev, pos) for ev, pos in located if not self._before_deletion(ev.user_id, pos[0], pos[1])]
         counted: list[int] = []
         fresh: list[int] = []
         for user in apply_located(located, self._state_of, self.item_vectors, self.settings):
@@ -157,8 +193,8 @@ class StateReplica:
         if key is None:
             return False
         user_id = key.decode() if isinstance(key, bytes) else key
-        if raw is None:   # tombstone: the streams worker dropped the user
-            return self.users.pop(user_id, None) is not None
+        if raw is None:   # tombstone: the streams worker deleted the user
+            return self._apply_tombstone(user_id)
         try:
             record = decode_state(raw)
         except (ValueError, KeyError, TypeError) as exc:
@@ -169,12 +205,28 @@ class StateReplica:
             metrics.REPLICA_RECORDS.labels("user_state", "invalid").inc()
             return False
         current = self.users.get(user_id)
+        deleted = self.deleted.get(user_id)
+        if deleted is not None and record.deleted_by(*deleted):   # the state of before the deletion
+            metrics.REPLICA_RECORDS.labels("user_state", "deleted").inc()
+            return False
         if current is not None and not _not_older(record, current):
             metrics.REPLICA_RECORDS.labels("user_state", "older").inc()
             return False
         self.users[user_id] = record
         metrics.REPLICA_RECORDS.labels("user_state", "adopted").inc()
         return True
+
+    def _apply_tombstone(self, user_id: str) -> bool:
+        """Drop the user, unless their state outlived the deletion this tombstone stands for.
+
+        The events feed may be ahead of the changelog: it applied the deletion and then
+        events of the user who came back, which the tombstone written for that deletion
+        must not remove.
+        """
+        current, deleted = self.users.get(user_id), self.deleted.get(user_id)
+        if current is not None and deleted is not None and not current.deleted_by(*deleted):
+            return False
+        return self.users.pop(user_id, None) is not None
 
     # --- the items topic -----------------------------------------------------------------------
     def apply_item(self, key: bytes | None, raw: bytes | None) -> Item | None:

@@ -80,6 +80,11 @@ class Settings:
         "Events stamped further than this in the future (vs. wall clock) are rejected.")
     min_timestamp: float = setting(
         0.0, "STREAMREC_MIN_TIMESTAMP", "Events stamped before this (epoch seconds) are rejected.")
+    deletion_signing_key: str | None = setting(
+        None, "STREAMREC_DELETION_SIGNING_KEY",
+        "Secret user deletions on `events` are signed with (HMAC-SHA256): serving's DELETE /admin/users/{id} "
+        "signs them; the streams worker, serving and the learner apply only validly signed ones (set the same "
+        "value on each). Unset: every deletion is refused (dead-lettered) and the route answers 501.")
     recent_items: int = setting(
         50, "STREAMREC_RECENT_ITEMS", "How many recent items each user's state keeps.")
     seen_items: int = setting(

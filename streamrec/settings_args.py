@@ -29,7 +29,8 @@ KAFKA = ("bootstrap_servers", "partitions", "replication_factor", "topic_prefix"
          "security_protocol", "sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile")
 # What an event means (streamrec.contracts.semantics): every process that reads events reads all three.
 EVENT_SEMANTICS = ("event_weights", "value_rule", "repeat_consumption")
-EVENT_INPUT = ("max_message_bytes", "max_id_length", "max_future_skew_s", "min_timestamp", *EVENT_SEMANTICS)
+EVENT_INPUT = ("max_message_bytes", "max_id_length", "max_future_skew_s", "min_timestamp", "deletion_signing_key",
+               *EVENT_SEMANTICS)
 USER_HISTORY = ("recent_items", "seen_items", "dedup_ids", "vector_dim")
 ONLINE_STATE = ("user_vector_half_life_s", "popularity_half_life_s")
 MODELS = ("model_signing_key", "model_max_bytes", "model_read_timeout_s")

@@ -150,7 +150,10 @@ class StreamsApp:
         users_topic = self.users.changelog_topic.get_topic_name()
         for user_id, value in out.user_writes.items():
             key = user_id.encode()
-            self.users.data[key] = value
+            if value is None:   # a deleted user: the tombstone that compaction keeps in place of the state
+                self.users.data.pop(key, None)
+            else:
+                self.users.data[key] = value
             writes.append(Write(users_topic, key, value, partition_for(key, s.partitions)))
         events_topic = s.topic(EVENTS)
         writes += [Write(events_topic, r.key(), r.value(), r.partition, r.headers()) for r in out.rerouted]
@@ -160,6 +163,9 @@ class StreamsApp:
         for dead in out.rejected:
             metrics.EVENTS_REJECTED.labels(dead.rejection.reason).inc()
         metrics.EVENTS_REROUTED.inc(len(out.rerouted))
+        if out.deleted:
+            metrics.USERS_DELETED.inc(out.deleted)
+            log.info("deleted %d user state(s): tombstones written to %s", out.deleted, users_topic)
         if out.rerouted:
             log.warning("re-routed %d events that arrived on another user's partition (first: user %r on "
                         "partition %d, belongs to %d)", len(out.rerouted), out.rerouted[0].event.user_id[:64],

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Mapping, NamedTuple
 
+from streamrec.contracts.deletion import UserDeletion
 from streamrec.contracts.events import Event, Rejection, decode_message
 from streamrec.settings import Settings
 from streamrec.state.apply import Located, apply_located
@@ -129,13 +130,14 @@ class Reroute:
 
 @dataclass
 class BatchResult:
-    user_writes: dict[str, bytes] = field(default_factory=dict)
+    user_writes: dict[str, bytes | None] = field(default_factory=dict)   # None: a tombstone (user deleted)
     rejected: list[DeadLetter] = field(default_factory=list)
     rerouted: list[Reroute] = field(default_factory=list)
     consumed: int = 0
     applied: int = 0
     replayed: int = 0       # at or below a watermark: applied before a restart
     duplicates: int = 0     # event_id seen before at another position
+    deleted: int = 0        # user states a verified deletion removed
     event_times: list[float] = field(default_factory=list)
     arrival_times: list[float] = field(default_factory=list)
 
@@ -153,18 +155,27 @@ class BatchProcessor:
         now = time.time() if now is None else now
         out = BatchResult()
         located: list[Located] = []
+        # user -> their last deletion in the batch and how many valid events came before it
+        deletions: dict[str, tuple[UserDeletion, tuple[int, int], int]] = {}
         for rec in records:
             message = decode_message(rec.value, rec.partition, rec.offset, s, self.partitions, now)
-            out.consumed += len(message.events) + len(message.misrouted) + len(message.rejections)
+            out.consumed += (len(message.events) + len(message.misrouted) + len(message.rejections)
+                             + len(message.deletions))
             out.rejected.extend(DeadLetter(rec, r, s.dlq_max_copy_bytes) for r in message.rejections)
             out.rerouted.extend(Reroute(ev, owner, pos) for ev, pos, owner in message.misrouted)
+            for deletion, position in message.deletions:
+                deletions[deletion.user_id] = (deletion, position, len(located))
             located.extend(message.events)
             out.arrival_times.extend(rec.timestamp for _ in message.events)
+        wiped = self._delete(deletions, users, out)
+        if deletions:   # a user's events before their deletion are gone with it (or applied already)
+            located = [(ev, pos) for k, (ev, pos) in enumerate(located)
+                       if ev.user_id not in deletions or k >= deletions[ev.user_id][2]]
         if not located:
             return out
 
         def state_of(user_id: str) -> UserState:
-            raw = users.get(user_id)
+            raw = None if user_id in wiped else users.get(user_id)
             return decode_state(raw) if raw is not None else UserState.empty(s.vector_dim)
 
         for user in apply_located(located, state_of, self.item_vectors, s):
@@ -175,3 +186,23 @@ class BatchProcessor:
                 out.user_writes[user.user_id] = user.state.encode()
             out.event_times.extend(located[k][0].timestamp for k in user.applied)
         return out
+
+    @staticmethod
+    def _delete(deletions: Mapping[str, tuple[UserDeletion, tuple[int, int], int]], users: Mapping[str, bytes],
+                out: BatchResult) -> set[str]:
+        """Apply each user's last deletion of the batch: a tombstone, unless the state outlived it.
+
+        A stored state holding an event of the partition written after the deletion has seen
+        it already (the batch is a replay after a crash, and the user came back since): it
+        stays. Events after the deletion in this batch start the user afresh, and their
+        state replaces the tombstone in ``user_writes``.
+        """
+        wiped: set[str] = set()
+        for user_id, (_, (partition, offset), _) in deletions.items():
+            raw = users.get(user_id)
+            if raw is not None and not decode_state(raw).deleted_by(partition, offset):
+                continue
+            wiped.add(user_id)
+            out.user_writes[user_id] = None
+            out.deleted += 1
+        return wiped

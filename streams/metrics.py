@@ -38,3 +38,6 @@ ITEMS_CHECKED = Counter("streamrec_streams_items_checked_total",
                         "Messages of the items topic checked against the item contract (tombstones included).")
 ITEMS_REJECTED = Counter("streamrec_streams_items_rejected_total",
                          "Items sent to items-dlq, by reason.", ["reason"])
+USERS_DELETED = Counter("streamrec_streams_users_deleted_total",
+                        "Verified user deletions applied: the user's state dropped and a tombstone written to the "
+                        "user_state changelog (a replay after a crash may count one again).")

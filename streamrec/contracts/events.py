@@ -25,12 +25,13 @@ Examples
 from __future__ import annotations
 
 import json
-import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Iterable
 
+from streamrec.contracts.deletion import UserDeletion, decode_deletion
+from streamrec.contracts.fields import InvalidEvent, identifier, number
 from streamrec.contracts.semantics import event_semantics
 from streamrec.contracts.topics import partition_for
 from streamrec.settings import Settings
@@ -45,7 +46,9 @@ KNOWN_FIELDS = frozenset(REQUIRED + ("value", "event_id"))
 REASONS = (
     "null_value", "oversized", "bad_encoding", "bad_json", "not_an_object", "missing_field", "bad_type",
     "bad_id", "unknown_event_type", "non_finite", "number_too_large", "timestamp_out_of_range",
-    "empty_batch",
+    "empty_batch", "not_an_event",
+    # user deletions (streamrec.contracts.deletion)
+    "unknown_op", "deletion_no_key", "deletion_unsigned", "deletion_bad_signature", "deletion_misrouted",
 )
 
 
@@ -81,47 +84,18 @@ class Rejection:
         return f"{self.reason}: {self.detail}{where}"
 
 
-class InvalidEvent(ValueError):
-    """One event fails the contract: ``reason`` (a :data:`REASONS` code), ``detail``, and the
-    ``field`` at fault when one is (``POST /events`` names it to the client)."""
-
-    def __init__(self, reason: str, detail: str, field: str | None = None):
-        super().__init__(f"{reason}: {detail}")
-        self.reason, self.detail, self.field = reason, detail, field
-
-
-def _ident(obj: dict, name: str, max_len: int) -> str:
-    v = obj[name]
-    if isinstance(v, bool) or not isinstance(v, (str, int)):
-        raise InvalidEvent("bad_type", f"{name} must be a string or an integer, got {type(v).__name__}", name)
-    s = v if isinstance(v, str) else str(v)
-    if not s or len(s) > max_len or not s.isprintable():
-        raise InvalidEvent("bad_id", f"{name} must be 1..{max_len} printable characters", name)
-    return s
-
-
-def _number(obj: dict, name: str) -> float:
-    v = obj[name]
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise InvalidEvent("bad_type", f"{name} must be a number, got {type(v).__name__}", name)
-    try:
-        f = float(v)
-    except OverflowError:   # JSON integers are unbounded; a float is not
-        raise InvalidEvent("number_too_large", f"{name} does not fit a 64-bit float", name) from None
-    if not math.isfinite(f):
-        raise InvalidEvent("non_finite", f"{name} must be finite", name)
-    return f
-
-
 def validate(obj: Any, settings: Settings, now: float | None = None) -> Event:
     """Turn one decoded JSON value into an :class:`Event` or raise :class:`InvalidEvent`."""
     if not isinstance(obj, dict):
         raise InvalidEvent("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
+    if "op" in obj:   # reserved: a user deletion, which is never an event nor part of a packed batch
+        raise InvalidEvent("not_an_event", "a record with op is a user deletion: only serving's DELETE "
+                                           "/admin/users/{id} writes one, as a message of its own", "op")
     for name in REQUIRED:
         if name not in obj or obj[name] is None:
             raise InvalidEvent("missing_field", f"{name} is required", name)
-    user_id = _ident(obj, "user_id", settings.max_id_length)
-    item_id = _ident(obj, "item_id", settings.max_id_length)
+    user_id = identifier(obj, "user_id", settings.max_id_length)
+    item_id = identifier(obj, "item_id", settings.max_id_length)
     event_type = obj["event_type"]
     if not isinstance(event_type, str):
         raise InvalidEvent("bad_type", "event_type must be a string", "event_type")
@@ -129,12 +103,12 @@ def validate(obj: Any, settings: Settings, now: float | None = None) -> Event:
     if not semantics.accepts(event_type):
         raise InvalidEvent("unknown_event_type", f"{event_type[:40]!r} is not one of {', '.join(semantics.types)}",
                            "event_type")
-    ts = _number(obj, "timestamp")
+    ts = number(obj, "timestamp")
     now = time.time() if now is None else now
     if ts < settings.min_timestamp or ts > now + settings.max_future_skew_s:
         raise InvalidEvent("timestamp_out_of_range", f"timestamp {ts} is outside the accepted range", "timestamp")
-    value = _number(obj, "value") if obj.get("value") is not None else None
-    event_id = _ident(obj, "event_id", settings.max_id_length) if obj.get("event_id") is not None else None
+    value = number(obj, "value") if obj.get("value") is not None else None
+    event_id = identifier(obj, "event_id", settings.max_id_length) if obj.get("event_id") is not None else None
     return Event(user_id, item_id, event_type, ts, value, event_id)
 
 
@@ -145,22 +119,32 @@ def _reject_constant(name: str) -> float:
 def parse_message(raw: bytes | None, settings: Settings,
                   now: float | None = None) -> tuple[list[Event], list[Rejection]]:
     """Validate one Kafka message value: a single event or a packed JSON array of them."""
+    doc, rejection = _load(raw, settings)
+    if rejection is not None:
+        return [], [rejection]
+    return _events_of(doc, settings, time.time() if now is None else now)
+
+
+def _load(raw: bytes | None, settings: Settings) -> tuple[Any, Rejection | None]:
+    """A message value's JSON document, or why it has none."""
     if raw is None:
-        return [], [Rejection("null_value", "the message has no value (a null / tombstone)")]
+        return None, Rejection("null_value", "the message has no value (a null / tombstone)")
     if len(raw) > settings.max_message_bytes:
-        return [], [Rejection("oversized", f"{len(raw)} bytes > {settings.max_message_bytes}")]
+        return None, Rejection("oversized", f"{len(raw)} bytes > {settings.max_message_bytes}")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return [], [Rejection("bad_encoding", f"not UTF-8: {exc.reason}")]
+        return None, Rejection("bad_encoding", f"not UTF-8: {exc.reason}")
     try:
         # NaN / Infinity are not JSON; Python accepts them unless told otherwise.
-        doc = json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant), None
     except InvalidEvent as exc:
-        return [], [Rejection(exc.reason, exc.detail)]
+        return None, Rejection(exc.reason, exc.detail)
     except (ValueError, RecursionError) as exc:
-        return [], [Rejection("bad_json", str(exc)[:200])]
-    now = time.time() if now is None else now
+        return None, Rejection("bad_json", str(exc)[:200])
+
+
+def _events_of(doc: Any, settings: Settings, now: float) -> tuple[list[Event], list[Rejection]]:
     if isinstance(doc, list):
         if not doc:
             return [], [Rejection("empty_batch", "packed batch holds no events")]
@@ -195,6 +179,8 @@ class DecodedMessage:
     events: list[tuple[Event, Position]]            # valid, and their user belongs to this partition
     misrouted: list[tuple[Event, Position, int]]    # valid, but their user's partition is the int
     rejections: list[Rejection]
+    # a verified user deletion with its (partition, offset): a message holds one or none
+    deletions: list[tuple[UserDeletion, tuple[int, int]]] = field(default_factory=list)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -215,6 +201,12 @@ def decode_message(raw: bytes | None, partition: int, offset: int, settings: Set
     event where it arrived; the streams worker re-publishes it to its user's partition,
     where everyone applies it (see :mod:`streams.batch`).
 
+    A message that is one object with an ``op`` is a user deletion
+    (:mod:`streamrec.contracts.deletion`): it is in ``deletions`` when its signature is valid
+    under ``settings.deletion_signing_key`` and it arrived on its user's partition (where it
+    is ordered after that user's earlier events), and a rejection otherwise; a deletion is
+    never re-routed, since moving it would move it out of that order.
+
     Examples
     --------
     >>> s = Settings(partitions=4)
@@ -225,8 +217,13 @@ def decode_message(raw: bytes | None, partition: int, offset: int, settings: Set
     >>> decode_message(None, 0, 8, s).rejections[0].reason
     'null_value'
     """
-    events, rejections = parse_message(raw, settings, now)
     n = partitions or settings.partitions
+    doc, rejection = _load(raw, settings)
+    if rejection is not None:
+        return DecodedMessage([], [], [rejection])
+    if isinstance(doc, dict) and "op" in doc:
+        return _decode_deletion(doc, partition, offset, settings, n)
+    events, rejections = _events_of(doc, settings, time.time() if now is None else now)
     located: list[tuple[Event, Position]] = []
     misrouted: list[tuple[Event, Position, int]] = []
     for index, ev in enumerate(events):
@@ -236,3 +233,15 @@ def decode_message(raw: bytes | None, partition: int, offset: int, settings: Set
         else:
             misrouted.append((ev, (partition, offset, index), owner))
     return DecodedMessage(located, misrouted, rejections)
+
+
+def _decode_deletion(doc: dict, partition: int, offset: int, settings: Settings, partitions: int) -> DecodedMessage:
+    try:
+        deletion = decode_deletion(doc, settings.deletion_signing_key, settings.max_id_length)
+    except InvalidEvent as exc:
+        return DecodedMessage([], [], [Rejection(exc.reason, exc.detail, field=exc.field)])
+    owner = owner_partition(deletion.user_id, partitions)
+    if owner != partition:
+        return DecodedMessage([], [], [Rejection("deletion_misrouted", f"the deletion of a user of partition {owner} "
+                                                 f"arrived on partition {partition}", field="user_id")])
+    return DecodedMessage([], [], [], [(deletion, (partition, offset))])

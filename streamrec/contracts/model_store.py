@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import hmac
 import json
 import os
 import stat
@@ -48,6 +47,8 @@ from typing import Any, Mapping
 import numpy as np
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
+
+from streamrec.contracts.signing import canonical, sign, signature_problem
 
 MODEL_KEY = b"model"
 MODELS_SUBDIR = "models"
@@ -98,15 +99,11 @@ class Announcement:
         """
         fields = asdict(self)
         fields.pop("hmac")
-        return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+        return canonical(fields)
 
     def signed(self, key: str | None) -> "Announcement":
         """This announcement with its HMAC under ``key``; unchanged when no key is set."""
-        return dataclasses.replace(self, hmac=_mac(key, self.signing_payload())) if key else self
-
-
-def _mac(key: str, payload: bytes) -> str:
-    return hmac.new(key.encode(), payload, hashlib.sha256).hexdigest()
+        return dataclasses.replace(self, hmac=sign(key, self.signing_payload())) if key else self
 
 
 @dataclass(frozen=True)
@@ -253,11 +250,11 @@ def check_signature(announcement: Announcement, key: str | None) -> None:
     """Refuse ``announcement`` unless it carries a valid HMAC under ``key`` (no key: accept)."""
     if not key:
         return
-    if not announcement.hmac:
+    problem = signature_problem(key, announcement.signing_payload(), announcement.hmac)
+    if problem == "unsigned":
         raise ModelRefused("unsigned", f"version {announcement.version}: unsigned announcement, "
                                        "a signing key is set")
-    expected = _mac(key, announcement.signing_payload())
-    if not hmac.compare_digest(expected, announcement.hmac):
+    if problem is not None:
         raise ModelRefused("bad_signature", f"version {announcement.version}: announcement HMAC does not "
                                             "match the signing key")
 

@@ -63,7 +63,7 @@ def encode_event(event: Event) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class PackedMessage:
-    """One message to write: its partition, key, value and the events it holds."""
+    """One message to write: its partition, key, value and the events it holds (none for a user deletion)."""
 
     partition: int
     key: bytes

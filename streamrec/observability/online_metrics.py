@@ -222,6 +222,11 @@ class OnlineAccuracy:
         self._push(hits, gains)
         return len(lists)
 
+    def forget(self, user_id: Hashable) -> None:
+        """Drop the list waiting for the user's next event (a user deletion), unscored."""
+        if self._pending.pop(user_id, None) is not None:
+            self.dropped_total += 1
+
     def _push(self, hits: np.ndarray, gains: np.ndarray) -> None:
         n = len(hits)
         self.scored_total += n
@@ -284,6 +289,10 @@ class ExposureWindow:
         self._counts = np.zeros(1024, np.int64)
         self._lists: deque[np.ndarray] = deque()
         self.lists_total = 0
+
+    def forget(self, user_id: Hashable) -> None:
+        """Forget the user's pending served list (a user deletion); exposure keeps no user."""
+        self.accuracy.forget(user_id)
 
     def set_catalogue_size(self, n: int) -> None:
         self.catalogue_size = int(n)
@@ -362,6 +371,10 @@ class OnlineQuality:
     def observe(self, user_ids: Sequence[Hashable], item_ids: Sequence[Hashable], now: float | None = None) -> int:
         """Score the users' pending lists against these events; returns how many were scored."""
         return self.accuracy.observe(user_ids, item_ids, now)
+
+    def forget(self, user_id: Hashable) -> None:
+        """Forget the user's pending served list (a user deletion); exposure keeps no user."""
+        self.accuracy.forget(user_id)
 
     def set_catalogue_size(self, n: int) -> None:
         self.exposure.set_catalogue_size(n)

@@ -169,6 +169,14 @@ class Cooccurrence:
             self.learn(event.user_id, event.item_id, event.timestamp, weight)
 
     # -- scoring -----------------------------------------------------------------------------
+    def forget_user(self, user_id: str) -> None:
+        """Drop the user's recent items (a user deletion).
+
+        The pair and item counts are sums over every user with no user in them, so what the
+        user added to them stays (decaying with the half-life when one is set).
+        """
+        self.recent.forget(user_id)
+
     def _weighted_history(self, history: Sequence[str], norms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         recent = [i for i in dict.fromkeys(reversed(history)) if i in self.item_index][: self.history]
         rows = np.fromiter((self.item_index[i] for i in recent), np.int64, len(recent))

@@ -68,6 +68,10 @@ class DedupIndex:
         remember(window, event_id, position, self.limit)
         return True
 
+    def forget(self, user_id: str) -> None:
+        """Drop the user's window (a user deletion)."""
+        self.windows.pop(user_id, None)
+
     def state(self) -> dict:
         """JSON-ready form, for checkpoints (only users that ever sent an ``event_id``)."""
         return {user: [[eid, list(pos)] for eid, pos in window.items()] for user, window in self.windows.items()}

@@ -57,6 +57,10 @@ class RecentItems:
             del rows[0]
         return earlier
 
+    def forget(self, user_id: str) -> bool:
+        """Drop the user's items (a user deletion): a later item of theirs pairs with nothing before it."""
+        return self._by_user.pop(user_id, None) is not None
+
     def rows(self, user_id: str) -> np.ndarray:
         """The user's rows, oldest first (empty for an unknown user)."""
         return np.array(self._by_user.get(user_id, ()), dtype=np.int64)

@@ -137,6 +137,23 @@ class UserState:
         self.applied += len(evs)
         return Applied(applied, unique)
 
+    def deleted_by(self, partition: int, offset: int) -> bool:
+        """Whether a user deletion at ``offset`` of ``partition`` of ``events`` removes this state.
+
+        It does, unless the state holds an event of that partition written after the
+        deletion: then the deletion was applied before (this is a replay), the user came
+        back since, and the state is who they are now. A deletion is a message of its own,
+        so no event shares its offset. Every consumer that keeps user state decides with
+        this rule, so none keeps a user another one deleted.
+
+        >>> s = UserState.empty(2)
+        >>> s.watermarks[0] = (9, 0)
+        >>> s.deleted_by(0, 12), s.deleted_by(0, 5)
+        (True, False)
+        """
+        mark = self.watermarks.get(partition)
+        return mark is None or mark[0] < offset
+
     def encode(self) -> bytes:
         return json.dumps({
             "v": CODEC_VERSION, "recent": self.recent, "counts": self.counts,

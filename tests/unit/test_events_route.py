@@ -8,70 +8,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import defaultdict
-from dataclasses import dataclass
 
 import pytest
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession
 
-from serving.event_ingest import EventIngest
-from serving.http_api import build_app, openapi_document
-from serving.model_holder import ModelHolder
-from serving.recommender_service import RecommenderService
-from serving.state_replica import StateReplica
+from serving.http_api import openapi_document
 from streamrec.contracts.events import decode_message
 from streamrec.settings import Settings
-
-
-@dataclass
-class Meta:
-    partition: int
-    offset: int
-
-
-class MemoryLog:
-    """Appends messages per partition and acknowledges them at once (or never, when held)."""
-
-    def __init__(self, hold: bool = False):
-        self.hold = hold
-        self.partitions: dict[int, list[bytes]] = defaultdict(list)
-
-    async def enqueue(self, topic: str, key: bytes, value: bytes, partition: int):
-        future = asyncio.get_running_loop().create_future()
-        if not self.hold:
-            self.partitions[partition].append(value)
-            future.set_result(Meta(partition, len(self.partitions[partition]) - 1))
-        return future
+from tests.unit.conftest import MemoryLog
 
 
 def event(user: str = "u1", **over) -> dict:
     return {"user_id": user, "item_id": "i1", "event_type": "click", "timestamp": 1.7e9, **over}
-
-
-@pytest.fixture
-async def serve(tmp_path):
-    """``serve(settings_changes, log)`` -> (base url, ingest); everything stops with the test."""
-    runners, holders = [], []
-
-    async def start(log: MemoryLog | None, **changes):
-        settings = Settings(state_dir=tmp_path, vector_dim=8, serving_queue_target_s=5.0,
-                            serving_queue_timeout_s=10.0, **changes)
-        replica = StateReplica(settings)
-        holder = ModelHolder(settings, replica)
-        ingest = EventIngest(settings, log.enqueue if log else None)
-        runner = web.AppRunner(build_app(RecommenderService(settings, replica, holder), lambda: [], None, ingest))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        holders.append(holder)
-        return f"http://127.0.0.1:{runner.addresses[0][1]}", settings
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
-    for holder in holders:
-        holder.close()
 
 
 async def post(url: str, body, raw: bytes | None = None) -> tuple[int, dict, dict]:
@@ -82,7 +30,7 @@ async def post(url: str, body, raw: bytes | None = None) -> tuple[int, dict, dic
 
 async def test_accepted_once_acknowledged_with_the_token_of_the_positions(serve):
     log = MemoryLog()
-    url, settings = await serve(log, partitions=4)
+    url, settings, _ = await serve(log, partitions=4)
     status, body, _ = await post(url, [event("u1"), event("u2"), event("u1", item_id="i2", event_id="mine")])
     assert status == 202 and body["accepted"] == 3
     written = {p: len(values) - 1 for p, values in log.partitions.items()}
@@ -110,7 +58,7 @@ async def test_accepted_once_acknowledged_with_the_token_of_the_positions(serve)
 ])
 async def test_a_bad_element_rejects_the_whole_body_naming_index_and_field(serve, body, raw, index, field, reason):
     log = MemoryLog()
-    url, _ = await serve(log)
+    url, _, _ = await serve(log)
     status, answer, _ = await post(url, body, raw)
     assert status == 400 and not log.partitions   # nothing written
     assert (answer["index"], answer["field"], answer["reason"]) == (index, field, reason)
@@ -121,7 +69,7 @@ async def test_a_bad_element_rejects_the_whole_body_naming_index_and_field(serve
 
 async def test_the_body_is_bounded_by_the_events_message_limit_not_the_request_limit(serve):
     log = MemoryLog()
-    url, settings = await serve(log, serving_max_body_bytes=1024, max_message_bytes=20_000)
+    url, settings, _ = await serve(log, serving_max_body_bytes=1024, max_message_bytes=20_000)
     many = [event(f"u{n}") for n in range(100)]
     assert settings.serving_max_body_bytes < len(json.dumps(many)) < settings.max_message_bytes
     status, body, _ = await post(url, many)
@@ -134,13 +82,13 @@ async def test_the_body_is_bounded_by_the_events_message_limit_not_the_request_l
 
 
 async def test_no_producer_is_503_at_once(serve):
-    url, _ = await serve(None)
+    url, _, _ = await serve(None)
     status, body, headers = await post(url, event())
     assert status == 503 and headers["Retry-After"] == "1" and body["acknowledged"] == 0
 
 
 async def test_an_unacknowledged_write_is_503_in_bounded_time_and_holds_no_one_up(serve):
-    url, _ = await serve(MemoryLog(hold=True), serving_ingest_timeout_s=1.0)
+    url, _, _ = await serve(MemoryLog(hold=True), serving_ingest_timeout_s=1.0)
     started = time.monotonic()
     waiting = asyncio.create_task(post(url, [event("u1"), event("u2")]))
     await asyncio.sleep(0.2)
@@ -153,7 +101,7 @@ async def test_an_unacknowledged_write_is_503_in_bounded_time_and_holds_no_one_u
 
 
 async def test_counted_and_timed_in_metrics(serve):
-    url, _ = await serve(MemoryLog())
+    url, _, _ = await serve(MemoryLog())
     await post(url, [event(), event(event_type="like")])
     await post(url, [event(), event("u2")])
     async with ClientSession() as session:
