@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import hmac
 import json
 import os
 import stat
@@ -48,6 +47,8 @@ from typing import Any, Mapping
 import numpy as np
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
+
+from streamrec.contracts.signing import UNSIGNED, canonical, sign, signature_problem
 
 MODEL_KEY = b"model"
 MODELS_SUBDIR = "models"
@@ -91,22 +92,14 @@ class Announcement:
                    scores=dict(d.get("scores") or {}), hmac=str(d.get("hmac") or ""))
 
     def signing_payload(self) -> bytes:
-        """What the HMAC covers: every other field, canonical JSON (sorted keys, no spaces).
-
-        Computed from the decoded fields, not the received bytes, so the writer and every
-        reader agree on it whatever the JSON spacing or key order on the wire.
-        """
+        """What the HMAC covers: every other field, canonical JSON (:func:`~streamrec.contracts.signing.canonical`)."""
         fields = asdict(self)
         fields.pop("hmac")
-        return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+        return canonical(fields)
 
     def signed(self, key: str | None) -> "Announcement":
         """This announcement with its HMAC under ``key``; unchanged when no key is set."""
-        return dataclasses.replace(self, hmac=_mac(key, self.signing_payload())) if key else self
-
-
-def _mac(key: str, payload: bytes) -> str:
-    return hmac.new(key.encode(), payload, hashlib.sha256).hexdigest()
+        return dataclasses.replace(self, hmac=sign(key, self.signing_payload())) if key else self
 
 
 @dataclass(frozen=True)
@@ -251,15 +244,12 @@ def load_version(announcement: Announcement, policy: LoadPolicy | None = None) -
 
 def check_signature(announcement: Announcement, key: str | None) -> None:
     """Refuse ``announcement`` unless it carries a valid HMAC under ``key`` (no key: accept)."""
-    if not key:
-        return
-    if not announcement.hmac:
-        raise ModelRefused("unsigned", f"version {announcement.version}: unsigned announcement, "
-                                       "a signing key is set")
-    expected = _mac(key, announcement.signing_payload())
-    if not hmac.compare_digest(expected, announcement.hmac):
-        raise ModelRefused("bad_signature", f"version {announcement.version}: announcement HMAC does not "
-                                            "match the signing key")
+    problem = signature_problem(key, announcement.signing_payload(), announcement.hmac)
+    if problem == UNSIGNED:
+        raise ModelRefused(problem, f"version {announcement.version}: unsigned announcement, a signing key is set")
+    if problem is not None:
+        raise ModelRefused(problem, f"version {announcement.version}: announcement HMAC does not match the "
+                                    "signing key")
 
 
 def resolve_in_models_dir(path: str, directory: Path) -> Path:
