@@ -86,7 +86,11 @@ class Announcement:
 
     @classmethod
     def decode(cls, raw: bytes) -> "Announcement":
-        d = json.loads(raw)
+        return cls.from_dict(json.loads(raw))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Announcement":
+        """From a decoded announcement (KeyError, TypeError or ValueError when it is none)."""
         return cls(version=int(d["version"]), created_at=float(d["created_at"]), path=str(d["path"]),
                    sha256=str(d["sha256"]), n_items=int(d["n_items"]), dim=int(d["dim"]),
                    scores=dict(d.get("scores") or {}), hmac=str(d.get("hmac") or ""))
