@@ -1,4 +1,4 @@
-"""The serving admin API: model versions (list, promote or roll back, reload), behind a token.
+"""The serving admin API: model versions (list, promote or roll back, reload) and experiments, behind a token.
 
 Routes, registered only when ``STREAMREC_ADMIN_TOKEN`` is set (unset: they do not exist, 404):
 
@@ -9,7 +9,8 @@ Routes, registered only when ``STREAMREC_ADMIN_TOKEN`` is set (unset: they do no
   a promotion back to a newer one); the file is read again with every check
   (:func:`streamrec.contracts.model_store.load_version`) and its sha256 compared with the
   announcement, so a file changed since is refused (409) and the current version stays;
-* ``POST /admin/reload``: load the newest of those versions again (same checks).
+* ``POST /admin/reload``: load the newest of those versions again (same checks);
+* ``/admin/experiments``: create, list and stop experiments (:mod:`serving.experiments_api`).
 
 Every request needs ``Authorization: Bearer <token>``; without it, or with another token, the
 answer is 401 with ``WWW-Authenticate: Bearer``. The token is compared with
@@ -32,6 +33,8 @@ import logging
 
 from aiohttp import web
 
+from serving.experiments import ExperimentRegistry
+from serving.experiments_api import ExperimentWriter, add_experiment_routes, experiment_paths
 from serving.model_holder import ModelHolder
 
 log = logging.getLogger(__name__)
@@ -93,12 +96,8 @@ async def reload_model(request: web.Request) -> web.Response:
     return await _activate(holder, max(holder.announcements), "reload")
 
 
-def add_admin_routes(app: web.Application, holder: ModelHolder, token: str | None) -> None:
-    """Register the admin routes behind ``token``; with no token, register nothing."""
-    if not token:
-        return
-    app[HOLDER_KEY] = holder
-
+def guard(token: str):
+    """A wrapper that answers 401 (``WWW-Authenticate: Bearer``) unless a request carries ``token``."""
     def guarded(handler):
         async def check(request: web.Request) -> web.Response:
             if not authorized(request, token):
@@ -106,7 +105,40 @@ def add_admin_routes(app: web.Application, holder: ModelHolder, token: str | Non
                               {"WWW-Authenticate": 'Bearer realm="streamrec-admin"'})
             return await handler(request)
         return check
+    return guarded
 
+
+def add_admin_routes(app: web.Application, holder: ModelHolder, token: str | None,
+                     experiments: ExperimentRegistry | None = None, writer: ExperimentWriter | None = None) -> None:
+    """Register the admin routes behind ``token`` (with ``experiments``, theirs too); with no token, nothing."""
+    if not token:
+        return
+    app[HOLDER_KEY] = holder
+    guarded = guard(token)
     app.router.add_get("/admin/models", guarded(list_models))
     app.router.add_post("/admin/models/{version}/activate", guarded(activate_version))
     app.router.add_post("/admin/reload", guarded(reload_model))
+    if experiments is not None:
+        add_experiment_routes(app, experiments, writer or ExperimentWriter(experiments.settings, experiments),
+                              holder, guarded)
+
+
+def admin_paths() -> dict:
+    """The OpenAPI paths of the admin routes (they exist only when ``STREAMREC_ADMIN_TOKEN`` is set)."""
+    secured = [{"adminToken": []}]
+    state = {"description": "the version served and the versions kept"}
+    refused = {"description": "refused (the field is named)",
+               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    version = [{"name": "version", "in": "path", "required": True, "schema": {"type": "integer"}}]
+    unauthorized = {"description": "no or wrong bearer token"}
+    return {
+        "/admin/models": {"get": {"summary": "Model version served and the versions kept", "security": secured,
+                                  "responses": {"200": state, "401": unauthorized}}},
+        "/admin/models/{version}/activate": {"post": {
+            "summary": "Serve a kept version (roll back or promote)", "security": secured, "parameters": version,
+            "responses": {"200": state, "400": refused, "401": unauthorized, "404": refused, "409": refused}}},
+        "/admin/reload": {"post": {"summary": "Load the newest kept version again", "security": secured,
+                                   "responses": {"200": state, "401": unauthorized, "404": refused,
+                                                 "409": refused}}},
+        **experiment_paths(),
+    }

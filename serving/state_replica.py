@@ -62,6 +62,7 @@ from serving.applied_positions import AppliedPositions
 from serving import metrics
 from streamrec.contracts.events import Event, decode_message
 from streamrec.contracts.items import InvalidItem, Item, decode_item_message
+from streamrec.observability.arm_quality import QualityByArm
 from streamrec.observability.online_metrics import OnlineQuality
 from streamrec.settings import Settings
 from streamrec.state.apply import Located, apply_located
@@ -97,6 +98,7 @@ class StateReplica:
         self.quality.bind(hit_rate=metrics.ONLINE_HIT_RATE, ndcg=metrics.ONLINE_NDCG,
                           entropy=metrics.EXPOSURE_ENTROPY, gini=metrics.EXPOSURE_GINI,
                           coverage=metrics.CATALOGUE_COVERAGE)
+        self.arm_quality = QualityByArm(k=10)   # the same, per live experiment arm (serving.experiments)
         self.cooccurrence = Cooccurrence.from_settings(settings) if settings.cooccurrence_weight > 0 else None
         self.events_applied = 0
         self.applied = AppliedPositions()   # how far the events feed got, for read-your-writes
@@ -131,7 +133,9 @@ class StateReplica:
                               (self.weights.get(ev.event_type, 1.0) for ev in evs))
             self._learn_cooccurrence(evs)
         if fresh:  # each user's next event scores the list served to them before it
-            self.quality.observe([located[k][0].user_id for k in fresh], [located[k][0].item_id for k in fresh])
+            users, items = [located[k][0].user_id for k in fresh], [located[k][0].item_id for k in fresh]
+            self.quality.observe(users, items)
+            self.arm_quality.observe(users, items)
         self.events_applied += len(fresh)
         return len(fresh)
 
