@@ -59,7 +59,9 @@ class ServingProcess:
         return f"http://{self.settings.http_host}:{self.port}"
 
     def not_ready(self) -> list[str]:
-        return self.watch.reasons() + self.feeds.not_ready() + self.experiments.not_ready()
+        # The producer starts last: until it runs, POST /events and the admin API's writes answer 503.
+        producer = [] if self.ingest.enqueue is not None else ["serving's producer not running yet"]
+        return self.watch.reasons() + self.feeds.not_ready() + self.experiments.not_ready() + producer
 
     def _broker_problem(self) -> str | None:
         # Only "unreachable": a broker that lost its data still takes new events.
