@@ -7,7 +7,6 @@ stops the experiments it creates, so the next starts with every user unenrolled.
 from __future__ import annotations
 
 import json
-import urllib.error
 import urllib.request
 import uuid
 
@@ -17,11 +16,12 @@ from confluent_kafka import Producer
 
 from harness.polling import wait_or_fail, wait_until
 from serving.process import ServingThread
+from tests.admin_helpers import call as admin_call
+from tests.admin_helpers import publish_catalogue_and_versions
 from streamrec.client import TopicRecClient
-from streamrec.contracts import model_store
 from streamrec.contracts.events import encode_events
 from streamrec.contracts.experiments import bucket
-from streamrec.contracts.topics import EVENTS, EXPERIMENTS, ITEMS, MODEL_UPDATES
+from streamrec.contracts.topics import EVENTS, EXPERIMENTS
 from streamrec.kafka.config import ensure_topics, producer_config
 from streamrec.kafka.embedded import free_port
 from streamrec.settings import Settings
@@ -36,20 +36,8 @@ USERS = [f"user-{i}" for i in range(40)]
 
 
 def call(url: str, method: str = "GET", body: dict | bytes | None = None, token: str | None = TOKEN):
-    data = json.dumps(body).encode() if isinstance(body, dict) else body
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        raw = exc.read()
-        return exc.code, json.loads(raw) if raw.startswith(b"{") else raw
-
-
-def vectors(seed: int) -> np.ndarray:
-    v = np.random.default_rng(seed).standard_normal((len(IDS), DIM)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    status, _, answer = admin_call(url, method, token, body)
+    return status, answer
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +47,7 @@ def env(broker, tmp_path_factory):
                         http_port=free_port(), serving_admin_token=TOKEN, model_signing_key=KEY)
     ensure_topics(settings)
     producer = Producer(producer_config(settings, **{"linger.ms": 0}))
-    for i in IDS:
-        producer.produce(settings.topic(ITEMS), key=i.encode(), value=json.dumps({"item_id": i}).encode())
-    for version in (1, 2):
-        ann = model_store.write_version(settings.state_dir / "models", version, IDS, vectors(version), {})
-        producer.produce(settings.topic(MODEL_UPDATES), key=model_store.MODEL_KEY, value=ann.signed(KEY).encode())
+    publish_catalogue_and_versions(settings, producer, IDS)
     rng = np.random.default_rng(0)
     for n, user in enumerate(USERS):
         events = [{"user_id": user, "item_id": str(i), "event_type": "click", "timestamp": 1.7e9 + n}
