@@ -237,3 +237,15 @@ def test_records_are_signed_like_model_announcements():
     assert decode_record(json.dumps(doc).encode()).signature_problem("key") == "bad_signature"
     # A stop is a new record: signed anew by its writer.
     assert signed.stopped(2000.0).hmac == ""
+
+
+def test_the_examples_in_the_docstrings_hold():
+    import doctest
+
+    import streamrec.contracts.experiments
+    import streamrec.contracts.signing
+    import streamrec.observability.arm_quality
+
+    for module in (streamrec.contracts.experiments, streamrec.contracts.signing, streamrec.observability.arm_quality):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
