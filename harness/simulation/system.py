@@ -115,8 +115,17 @@ class ArmSystem:
             text = r.read().decode()
         return int(scrape_metric(text, "streamrec_serving_model_version"))
 
-    def learner_metrics(self) -> dict[str, float]:
-        text = self.procs["learner"].metrics()
+    def learner_metrics(self, attempts: int = 5) -> dict[str, float]:
+        """The learner's event, version and cycle counters; a scrape that times out (a busy
+        machine, a training cycle holding the GIL) is tried again before the run gives up."""
+        for attempt in range(attempts):
+            try:
+                text = self.procs["learner"].metrics()
+                break
+            except OSError:   # socket timeouts and refused connections alike
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
         return {"events": scrape_metric(text, "streamrec_learner_events_total"),
                 "version": scrape_metric(text, "streamrec_learner_model_version"),
                 "cycles": scrape_metric(text, "streamrec_learner_cycles_total")}
