@@ -156,7 +156,12 @@ def test_bad_specs_are_refused_naming_the_field(env):
     code, answer = call(url, "POST", small)
     assert code == 409 and answer["field"] == "name"
     assert call(f"{url}/no-such/stop", "POST")[0] == 404
-    stop(env["serving"], name)
+    full = f"full-{uuid.uuid4().hex[:6]}"
+    assert call(url, "POST", spec(full))[0] == 201                  # shares 0.5 + 0.5: every user enrolled
+    code, answer = call(url, "POST", spec(f"late-{uuid.uuid4().hex[:6]}"))
+    assert code == 409 and answer["field"] == "arms" and full in answer["error"]   # it would get nobody
+    for live in (name, full):
+        stop(env["serving"], live)
     code, listing = call(url)
     assert code == 200 and listing["live"] == 0
     assert [e["status"] for e in listing["experiments"] if e["name"] == name] == ["stopped"]

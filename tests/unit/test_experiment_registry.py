@@ -229,3 +229,37 @@ def test_a_pin_that_cannot_load_is_reported_and_the_arm_answers_from_the_current
         assert treated and {serving.ask(u)["model_version"] for u in treated} == {2}
 
     asyncio.run(main())
+
+
+def test_the_admin_routes_answer_503_while_serving_has_no_producer(serving):
+    from aiohttp import ClientSession, web
+
+    from serving.experiments_api import ExperimentWriter
+    from serving.http_api import build_app
+    from streamrec.kafka.embedded import free_port
+
+    settings = serving.settings.replace(serving_admin_token="t0ken")
+    service = RecommenderService(settings, serving.replica, serving.holder, serving.registry)
+
+    async def main():
+        app = build_app(service, lambda: [], experiment_writer=ExperimentWriter(settings, serving.registry))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        url, auth = f"http://127.0.0.1:{port}/admin/experiments", {"Authorization": "Bearer t0ken"}
+        try:
+            async with ClientSession() as session:
+                async with session.post(url, json=two_arms("x")) as r:
+                    assert r.status == 401                               # no token
+                async with session.post(url, json=two_arms("x"), headers=auth) as r:
+                    assert r.status == 503 and "producer" in (await r.json())["error"]
+                async with session.post(url, json=two_arms("bad name"), headers=auth) as r:
+                    assert r.status == 400 and (await r.json())["field"] == "name"   # checked before writing
+                async with session.get(url, headers=auth) as r:
+                    assert r.status == 200 and (await r.json())["experiments"] == []
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())
+    assert serving.registry.experiments == {}
