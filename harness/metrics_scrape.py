@@ -148,14 +148,15 @@ class SystemView:
     def names(self, role: str) -> list[str]:
         return sorted({n for s in self.endpoints(role) if s.up for n in s.samples})
 
-    def find(self, role: str, *patterns: str) -> str | None:
+    def find(self, role: str, *patterns: str, skip: tuple[str, ...] = ()) -> str | None:
         """The first sample name of ``role`` that contains every word of a pattern, in order of patterns.
 
         A pattern is words separated by spaces, matched against the name without its
-        ``streamrec_<role>_`` prefix; so the view survives small renames of metrics.
+        ``streamrec_<role>_`` prefix; so the view survives small renames of metrics. Names
+        holding a word of ``skip`` are passed over (the per-arm twins of the overall figures).
         """
         prefix = f"streamrec_{role}_"
-        names = [n for n in self.names(role) if n.startswith(prefix)]
+        names = [n for n in self.names(role) if n.startswith(prefix) and not any(w in n for w in skip)]
         for pattern in patterns:
             words = pattern.split()
             for name in names:
@@ -184,6 +185,14 @@ class SystemView:
             for labels, v in (s.samples.get(name, ()) if s.up and name else ()):
                 key = labels.get(label, "")
                 out[key] = out.get(key, 0.0) + v
+        return dict(sorted(out.items()))
+
+    def by_labels(self, role: str, name: str | None, labels: tuple[str, ...]) -> dict[tuple[str, ...], list[float]]:
+        """Every up endpoint's values of ``name``, grouped by the values of ``labels`` (one per replica)."""
+        out: dict[tuple[str, ...], list[float]] = {}
+        for s in self.endpoints(role):
+            for sample_labels, v in (s.samples.get(name, ()) if s.up and name else ()):
+                out.setdefault(tuple(sample_labels.get(k, "") for k in labels), []).append(v)
         return dict(sorted(out.items()))
 
     def _deltas(self, role: str, name: str, where: dict[str, str] | None):

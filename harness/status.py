@@ -5,7 +5,7 @@ URLs from the port settings or ``--streams-url`` / ``--learner-url`` / ``--servi
 each repeatable or comma-separated for replicas) and shows: which endpoints are up and ready;
 rates computed from counter increases between two refreshes; consumer lag; freshness;
 model version and age; training loss, gate decisions and replay-buffer fill; online HR@10 /
-NDCG@10 and exposure diversity; and errors. Anything missing shows "—" and a process that
+NDCG@10 and exposure diversity, overall and per live experiment arm; and errors. Anything missing shows "—" and a process that
 does not answer shows "down", so the view works while parts of the system are starting.
 
 Figures are found by words in the metric names (``find("events applied")``) rather than by
@@ -157,20 +157,48 @@ def learner_rows(v: SystemView) -> list[tuple[str, str]]:
 
 def serving_rows(v: SystemView) -> list[tuple[str, str]]:
     r = "serving"
-    requests = v.find(r, "requests total")
+
+    def find(*patterns: str) -> str | None:   # the overall figures, not their per-arm twins
+        return v.find(r, *patterns, skip=(_ARM_WORD,))
+
     return [
-        ("requests", _with_breakdown(v, r, requests, "outcome")),
+        ("requests", _with_breakdown(v, r, find("requests total"), "outcome")),
         ("latency", _latency(v, r, "request latency seconds bucket", "request seconds bucket")),
-        ("online HR@10", fmt_ratio(v.maximum(r, v.find(r, "online hit", "hit rate", "hr10")))),
-        ("online NDCG@10", fmt_ratio(v.maximum(r, v.find(r, "online ndcg", "ndcg")))),
-        ("exposure entropy", fmt_number(v.maximum(r, v.find(r, "entropy")), " bits")),
-        ("exposure Gini", fmt_ratio(v.maximum(r, v.find(r, "gini")))),
-        ("catalogue coverage", fmt_ratio(v.maximum(r, v.find(r, "coverage")))),
-        ("model version", fmt_number(v.maximum(r, v.find(r, "model version")))),
+        ("online HR@10", fmt_ratio(v.maximum(r, find("online hit", "hit rate", "hr10")))),
+        ("online NDCG@10", fmt_ratio(v.maximum(r, find("online ndcg", "ndcg")))),
+        ("exposure entropy", fmt_number(v.maximum(r, find("entropy")), " bits")),
+        ("exposure Gini", fmt_ratio(v.maximum(r, find("gini")))),
+        ("catalogue coverage", fmt_ratio(v.maximum(r, find("coverage")))),
+        ("model version", fmt_number(v.maximum(r, find("model version")))),
         ("model age", fmt_seconds(_model_age(v, r))),
-        ("state freshness", fmt_seconds(v.maximum(r, v.find(r, "freshness lag last", "freshness")))),
-        ("cold-start answers", fmt_rate(v.rate(r, v.find(r, "cold start total")))),
+        ("state freshness", fmt_seconds(v.maximum(r, find("freshness lag last", "freshness")))),
+        ("cold-start answers", fmt_rate(v.rate(r, find("cold start total")))),
     ]
+
+
+_ARM_WORD = "experiment"
+_ARM_LABELS = ("experiment", "arm")
+# (column, words of the per-arm gauge, format); the values are averaged over serving replicas.
+ARM_COLUMNS = (("HR@10", "online hit", fmt_ratio), ("NDCG@10", "online ndcg", fmt_ratio),
+               ("scored lists", "scored lists", fmt_number), ("entropy", "entropy", lambda x: fmt_number(x, " bits")),
+               ("Gini", "gini", fmt_ratio), ("coverage", "coverage", fmt_ratio))
+
+
+def arm_rows(v: SystemView) -> list[tuple[str, ...]]:
+    """One row per live experiment arm: experiment, arm, requests, then :data:`ARM_COLUMNS`."""
+    r = "serving"
+    requests = v.find(r, f"{_ARM_WORD} requests total")
+    gauges = [(v.by_labels(r, v.find(r, f"{_ARM_WORD} {words}"), _ARM_LABELS), fmt) for _, words, fmt in ARM_COLUMNS]
+    counted = v.by_labels(r, requests, _ARM_LABELS)
+    rows = []
+    for key in sorted(set(counted).union(*(values for values, _ in gauges))):
+        where = dict(zip(_ARM_LABELS, key))
+        cells = [f"{fmt_rate(v.rate(r, requests, where))}  (total {fmt_number(sum(counted.get(key, [0.0])))})"]
+        for values, fmt in gauges:
+            finite = [x for x in values.get(key, []) if not math.isnan(x)]
+            cells.append(fmt(sum(finite) / len(finite)) if finite else DASH)
+        rows.append((*key, *cells))
+    return rows
 
 
 def _first_label(v: SystemView, role: str, name: str | None, candidates: tuple[str, ...]) -> str:
@@ -209,6 +237,19 @@ def _figure_table(title: str, rows: list[tuple[str, str]], up: bool) -> Table:
     return table
 
 
+def _arm_table(view: SystemView) -> Table | None:
+    """The live experiment arms side by side (None when serving runs none)."""
+    rows = arm_rows(view)
+    if not rows:
+        return None
+    table = Table(title="experiments (per arm)", title_justify="left")
+    for column in ("experiment", "arm", "requests", *(c for c, _, _ in ARM_COLUMNS)):
+        table.add_column(column, justify="left" if column in _ARM_LABELS else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def render(view: SystemView) -> Group:
     endpoints = Table(title="endpoints", title_justify="left")
     for col in ("process", "url", "state", "detail"):
@@ -225,19 +266,21 @@ def render(view: SystemView) -> Group:
     def up(role: str) -> bool:
         return any(s.up for s in view.endpoints(role))
 
+    n_up = sum(s.up for s in view.endpoints())
+    header = Text(f"streamrec status  {time.strftime('%H:%M:%S')}  "
+                  f"{n_up}/{len(view.endpoints())} endpoints up", style="bold")
     panels = Columns([_figure_table("streams", streams_rows(view), up("streams")),
                       _figure_table("learner", learner_rows(view), up("learner")),
                       _figure_table("serving", serving_rows(view), up("serving"))])
+    arms = _arm_table(view)
+    parts = [header, endpoints, panels] + ([arms] if arms is not None else [])
     errors = Table(title="errors", title_justify="left", show_header=False)
     errors.add_column("process")
     errors.add_column("counter")
     errors.add_column("total / rate")
     for row in error_rows(view) or [("", "none", "")]:
         errors.add_row(*row)
-    n_up = sum(s.up for s in view.endpoints())
-    header = Text(f"streamrec status  {time.strftime('%H:%M:%S')}  "
-                  f"{n_up}/{len(view.endpoints())} endpoints up", style="bold")
-    return Group(header, endpoints, panels, errors)
+    return Group(*parts, errors)
 
 
 # --- command line ----------------------------------------------------------------------------

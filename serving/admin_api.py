@@ -1,4 +1,4 @@
-"""The serving admin API: model versions (list, promote or roll back, reload), behind a token.
+"""The serving admin API: model versions (list, promote or roll back, reload) and experiments, behind a token.
 
 Routes, registered only when ``STREAMREC_ADMIN_TOKEN`` is set (unset: they do not exist, 404):
 
@@ -16,6 +16,7 @@ Routes, registered only when ``STREAMREC_ADMIN_TOKEN`` is set (unset: they do no
   events; the answer, once the broker acknowledged it, is 202 with its consistency token
   (``GET /users/{id}?after=<token>`` answers 404 once this process applied it). 501 when no
   signing key is set, 400 for an id no event could carry, 503 when the broker does not take it.
+* ``/admin/experiments``: create, list and stop experiments (:mod:`serving.experiments_api`).
 
 Every request needs ``Authorization: Bearer <token>``; without it, or with another token, the
 answer is 401 with ``WWW-Authenticate: Bearer``. The token is compared with
@@ -40,6 +41,8 @@ from aiohttp import web
 
 from serving import metrics
 from serving.events_api import INGEST_KEY
+from serving.experiments import ExperimentRegistry
+from serving.experiments_api import ExperimentWriter, add_experiment_routes, experiment_paths
 from serving.model_holder import ModelHolder
 from streamrec.contracts.deletion import UserDeletion
 from streamrec.contracts.fields import InvalidEvent, identifier
@@ -149,12 +152,8 @@ def deletion_path() -> dict:
             "503": {"description": "the broker did not take the deletion (Retry-After)", "content": error}}}}
 
 
-def add_admin_routes(app: web.Application, holder: ModelHolder, token: str | None) -> None:
-    """Register the admin routes behind ``token``; with no token, register nothing."""
-    if not token:
-        return
-    app[HOLDER_KEY] = holder
-
+def guard(token: str):
+    """A wrapper that answers 401 (``WWW-Authenticate: Bearer``) unless a request carries ``token``."""
     def guarded(handler):
         async def check(request: web.Request) -> web.Response:
             if not authorized(request, token):
@@ -162,8 +161,42 @@ def add_admin_routes(app: web.Application, holder: ModelHolder, token: str | Non
                               {"WWW-Authenticate": 'Bearer realm="streamrec-admin"'})
             return await handler(request)
         return check
+    return guarded
 
+
+def add_admin_routes(app: web.Application, holder: ModelHolder, token: str | None,
+                     experiments: ExperimentRegistry | None = None, writer: ExperimentWriter | None = None) -> None:
+    """Register the admin routes behind ``token`` (with ``experiments``, theirs too); with no token, nothing."""
+    if not token:
+        return
+    app[HOLDER_KEY] = holder
+    guarded = guard(token)
     app.router.add_get("/admin/models", guarded(list_models))
     app.router.add_post("/admin/models/{version}/activate", guarded(activate_version))
     app.router.add_post("/admin/reload", guarded(reload_model))
     app.router.add_delete("/admin/users/{user_id}", guarded(delete_user))
+    if experiments is not None:
+        add_experiment_routes(app, experiments, writer or ExperimentWriter(experiments.settings, experiments),
+                              holder, guarded)
+
+
+def admin_paths() -> dict:
+    """The OpenAPI paths of the admin routes (they exist only when ``STREAMREC_ADMIN_TOKEN`` is set)."""
+    secured = [{"adminToken": []}]
+    state = {"description": "the version served and the versions kept"}
+    refused = {"description": "refused (the field is named)",
+               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    version = [{"name": "version", "in": "path", "required": True, "schema": {"type": "integer"}}]
+    unauthorized = {"description": "no or wrong bearer token"}
+    return {
+        "/admin/models": {"get": {"summary": "Model version served and the versions kept", "security": secured,
+                                  "responses": {"200": state, "401": unauthorized}}},
+        "/admin/models/{version}/activate": {"post": {
+            "summary": "Serve a kept version (roll back or promote)", "security": secured, "parameters": version,
+            "responses": {"200": state, "400": refused, "401": unauthorized, "404": refused, "409": refused}}},
+        "/admin/reload": {"post": {"summary": "Load the newest kept version again", "security": secured,
+                                   "responses": {"200": state, "401": unauthorized, "404": refused,
+                                                 "409": refused}}},
+        "/admin/users/{user_id}": deletion_path(),
+        **experiment_paths(),
+    }

@@ -9,7 +9,8 @@ Routes (the OpenAPI document at ``/openapi.json`` describes each):
 * ``GET /users/{user_id}``;
 * ``POST /events``: one event or an array, written to ``events`` (:mod:`serving.events_api`);
 * ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` (:mod:`streamrec.observability.health`);
-* ``/admin/*`` behind a bearer token when ``STREAMREC_ADMIN_TOKEN`` is set (:mod:`serving.admin_api`).
+* ``/admin/*`` behind a bearer token when ``STREAMREC_ADMIN_TOKEN`` is set (:mod:`serving.admin_api`:
+  model versions; :mod:`serving.experiments_api`: experiments).
 
 Robustness: every client error is a 4xx JSON ``{"error", "field"}`` naming the field (bodies
 are decoded by :func:`serving.request_model.decode_object`, which refuses deep nesting before
@@ -30,9 +31,10 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from serving import metrics
-from serving.admin_api import add_admin_routes, deletion_path
+from serving.admin_api import add_admin_routes, admin_paths
 from serving.admission import RELEASE_TURN, WAIT_OUTSIDE_TURN, Admission, Shed
 from serving.event_ingest import EventIngest
+from serving.experiments_api import ExperimentWriter
 from serving.events_api import ROUTE as EVENTS_ROUTE, add_event_routes, event_schema, events_path
 from serving.recommender_service import RecommenderService
 from serving.request_model import (FIELDS, MAX_LIST, RecRequest, RequestError, after_positions, decode_object,
@@ -213,8 +215,10 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def build_app(service: RecommenderService, ready: Callable[[], list[str]],
-              notes: Callable[[], list[str]] | None = None, ingest: EventIngest | None = None) -> web.Application:
-    """The HTTP application; ``ingest`` writes ``POST /events`` (None: that route answers 503)."""
+              notes: Callable[[], list[str]] | None = None, ingest: EventIngest | None = None,
+              experiment_writer: ExperimentWriter | None = None) -> web.Application:
+    """The HTTP application; ``ingest`` writes ``POST /events`` and ``experiment_writer`` the
+    experiment records of the admin API (None: those routes answer 503)."""
     settings = service.settings
     app = web.Application(middlewares=make_middlewares(settings), client_max_size=settings.serving_max_body_bytes)
     app[SERVICE_KEY] = service
@@ -228,7 +232,8 @@ def build_app(service: RecommenderService, ready: Callable[[], list[str]],
     add_event_routes(app, ingest or EventIngest(settings))
     app.router.add_get("/openapi.json", openapi)
     add_health_routes(app, ready, notes=notes)
-    add_admin_routes(app, service.holder, settings.serving_admin_token)   # nothing when no token is set
+    # Nothing when no token is set.
+    add_admin_routes(app, service.holder, settings.serving_admin_token, service.experiments, experiment_writer)
     return app
 
 
@@ -239,7 +244,8 @@ def _recommendations_schema() -> dict:
         "reason": {"type": "string", "description": "history item id supporting it, or trending/new/explore"},
         "reason_kind": {"type": "string", "enum": ["history", "trending", "new", "explore", "similar"]},
         "title": {"type": "string"}, "reason_title": {"type": "string"}}}
-    return {"type": "object", "required": ["request_id", "user_id", "items", "model_version", "state_time"],
+    return {"type": "object", "required": ["request_id", "user_id", "items", "model_version", "state_time",
+                                           "experiment", "arm"],
             "properties": {"request_id": {"type": "string"}, "user_id": {"type": "string"},
                            "items": {"type": "array", "items": item_schema},
                            "model_version": {"type": "integer"},
@@ -247,7 +253,11 @@ def _recommendations_schema() -> dict:
                                           "description": "event time of the newest event applied for the user"},
                            "served_at": {"type": "number"},
                            "stale": {"type": "boolean", "description": "only when asked after= a write: true "
-                                     "when serving had not applied it within the wait"}}}
+                                     "when serving had not applied it within the wait"},
+                           "experiment": {"type": "string", "nullable": True,
+                                          "description": "the live experiment the user is in (null: none)"},
+                           "arm": {"type": "string", "nullable": True,
+                                   "description": "the experiment arm that answered (null: none)"}}}
 
 
 def _request_options(settings: Settings) -> dict:
@@ -338,7 +348,7 @@ def openapi_document(settings: Settings) -> dict:
     options = _request_options(settings)
     return {
         "openapi": "3.0.3",
-        "info": {"title": "streamrec serving", "version": "1",
+        "info": {"title": "streamrec serving", "version": "2",
                  "description": "Recommendations from the freshest user state and the newest model."},
         "paths": {
             "/recommendations": _recommendations_path(options),
@@ -351,15 +361,16 @@ def openapi_document(settings: Settings) -> dict:
             "/items/{item_id}": _item_path(),
             "/users/{user_id}": _user_path(options["after"]),
             "/events": events_path(settings),
-            "/admin/users/{user_id}": deletion_path(),
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "running"}}}},
             "/readyz": {"get": {"summary": "Ready once state and model are loaded",
                                 "responses": {"200": {"description": "ready"}, "503": {"description": "not yet"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
+            **admin_paths(),
         },
         "components": {"schemas": {"Error": {"type": "object", "properties": {
             "error": {"type": "string"}, "field": {"type": "string", "nullable": True}}},
             "Event": event_schema(settings)},
-            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer",
-                                               "description": "STREAMREC_ADMIN_TOKEN"}}},
+            "securitySchemes": {"adminToken": {
+                "type": "http", "scheme": "bearer",
+                "description": "STREAMREC_ADMIN_TOKEN; the /admin routes exist only when it is set"}}},
     }

@@ -1,6 +1,6 @@
 """Prometheus metrics of the serving process (``streamrec_serving_*``).
 
-Labels are bounded sets only (path, outcome, source, kind): never a user or item id, which
+Labels are bounded sets only (path, outcome, source, kind, experiment and arm): never a user or item id, which
 would grow the series without limit.
 """
 from __future__ import annotations
@@ -80,3 +80,29 @@ EXPOSURE_GINI = Gauge("streamrec_serving_exposure_gini",
                       "Gini index of item exposure over the recent served lists (0 even, 1 concentrated).")
 CATALOGUE_COVERAGE = Gauge("streamrec_serving_catalogue_coverage_ratio",
                            "Share of the indexed catalogue shown at least once in the recent served lists.")
+
+# Experiments (serving.experiments): the same online quality per arm. The labels are bounded:
+# at most STREAMREC_SERVING_MAX_EXPERIMENTS live experiments of STREAMREC_SERVING_MAX_ARMS arms each,
+# and an experiment's series are removed when it stops.
+_ARM = ["experiment", "arm"]
+ARM_REQUESTS = Counter("streamrec_serving_experiment_requests",
+                       "Recommendations answered per live experiment arm.", _ARM)
+ARM_SCORED = Gauge("streamrec_serving_experiment_scored_lists",
+                   "Served lists in the arm's HR@10 / NDCG@10 window (the sample size behind them).", _ARM)
+ARM_HIT_RATE = Gauge("streamrec_serving_experiment_online_hit_rate",
+                     "HR@10 of the arm's served lists, scored by each user's next event (sliding window).", _ARM)
+ARM_NDCG = Gauge("streamrec_serving_experiment_online_ndcg",
+                 "NDCG@10 of the arm's served lists, scored by each user's next event (sliding window).", _ARM)
+ARM_ENTROPY = Gauge("streamrec_serving_experiment_exposure_entropy_bits",
+                    "Shannon entropy (bits) of item exposure over the arm's recent served lists.", _ARM)
+ARM_GINI = Gauge("streamrec_serving_experiment_exposure_gini",
+                 "Gini index of item exposure over the arm's recent served lists.", _ARM)
+ARM_COVERAGE = Gauge("streamrec_serving_experiment_catalogue_coverage_ratio",
+                     "Share of the arm's index shown at least once in its recent served lists.", _ARM)
+ARM_SERIES = (ARM_REQUESTS, ARM_SCORED, ARM_HIT_RATE, ARM_NDCG, ARM_ENTROPY, ARM_GINI, ARM_COVERAGE)
+EXPERIMENTS_LIVE = Gauge("streamrec_serving_experiments_live", "Live experiments serving assigns users to.")
+EXPERIMENT_RECORDS = Counter(
+    "streamrec_serving_experiment_records",
+    "Records read from the experiments topic, by outcome (applied; stale: older than the one held; invalid; "
+    "unsigned, bad_signature: refused under STREAMREC_MODEL_SIGNING_KEY; over_capacity: more live experiments "
+    "than STREAMREC_SERVING_MAX_EXPERIMENTS; pin_failed: a pinned model version could not be loaded).", ["outcome"])

@@ -18,6 +18,10 @@ The user vector: when the model ships a user encoder
 (:func:`learner.model.user_encoder_from_snapshot`), it is computed from the freshest
 ``UserState.recent``; otherwise (no encoder, the learner's module missing, or an encoder
 error) the online ``UserState.vector`` is used.
+
+Experiment arms may pin an older version (:meth:`ModelHolder.pin`): it is loaded with the
+same checks and kept beside the current one while an arm names it; :meth:`ModelHolder.bundle_for`
+gives a request its arm's bundle.
 """
 from __future__ import annotations
 
@@ -78,6 +82,10 @@ class ModelHolder:
         # The last few versions that loaded and passed every check (checked again on
         # activation): the rollback targets. A refused announcement never gets in here.
         self.announcements: dict[int, Announcement] = {}
+        # Versions experiment arms pin (serving.experiments): loaded with every check and kept,
+        # whatever the current version becomes, while an arm names them.
+        self.pinned: dict[int, ModelBundle] = {}
+        self._pinning: dict[int, asyncio.Future] = {}
 
     def _bundle_from(self, version: int, created_at: float, ids, vectors, encoder, published: bool) -> ModelBundle:
         s = self.settings
@@ -143,6 +151,46 @@ class ModelHolder:
         if bundle is None:
             raise ValueError(self.last_error or "version not usable")
         return bundle
+
+    async def pin(self, announcement: Announcement) -> ModelBundle:
+        """Keep ``announcement``'s version loaded for the experiment arms that pin it; nothing is swapped.
+
+        The version is loaded through every check of :attr:`policy` (the current bundle is
+        reused when it is that very file). Raises like :meth:`activate` when it cannot be used.
+        """
+        version = announcement.version
+        if version in self.pinned:
+            return self.pinned[version]
+        if version not in self._pinning:
+            self._pinning[version] = asyncio.ensure_future(self._load_pinned(announcement))
+        try:
+            bundle = await asyncio.shield(self._pinning[version])
+        finally:
+            if self._pinning.get(version) is not None and self._pinning[version].done():
+                del self._pinning[version]
+        self.pinned[version] = bundle
+        return bundle
+
+    async def _load_pinned(self, announcement: Announcement) -> ModelBundle:
+        current, known = self.current, self.announcements.get(announcement.version)
+        if current.published and current.version == announcement.version and known is not None \
+                and known.sha256 == announcement.sha256:
+            return current
+        snapshot = await load_announced(announcement, self.policy)
+        bundle = await asyncio.get_running_loop().run_in_executor(self._executor, self._build_published, snapshot)
+        if bundle.index.dim != self.settings.vector_dim and bundle.user_encoder is None:
+            raise ValueError(f"dim {bundle.index.dim} != STREAMREC_VECTOR_DIM {self.settings.vector_dim} "
+                             "and no user encoder")
+        return bundle
+
+    def bundle_for(self, version: int | None) -> ModelBundle:
+        """The pinned bundle of ``version``; the current one for None or a version not (yet) loaded."""
+        return self.current if version is None else self.pinned.get(version, self.current)
+
+    def keep_pinned(self, versions: set[int]) -> None:
+        """Release every pinned version not in ``versions`` (no arm names it any more)."""
+        for version in [v for v in self.pinned if v not in versions]:
+            del self.pinned[version]
 
     def swap(self, bundle: ModelBundle) -> None:
         self.current = bundle   # one reference assignment: the atomic swap

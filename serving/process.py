@@ -1,4 +1,4 @@
-"""One serving process: replica consumers, model holder, HTTP server, request agent, event ingest.
+"""One serving process: replica consumers, model holder, experiments, HTTP server, request agent, event ingest.
 
 :class:`ServingProcess` starts and stops everything on the running event loop, so the same
 object serves ``streamrec serve``, the integration tests and the benchmark (in-process, on a
@@ -21,6 +21,8 @@ import faiss
 from aiohttp import web
 
 from serving.event_ingest import EventIngest
+from serving.experiments import ExperimentRegistry
+from serving.experiments_api import ExperimentWriter
 from serving.http_api import build_app
 from serving.model_holder import ModelHolder
 from serving.recommender_service import RecommenderService
@@ -38,13 +40,15 @@ class ServingProcess:
         self.settings = settings
         self.replica = StateReplica(settings)
         self.holder = ModelHolder(settings, self.replica)
-        self.service = RecommenderService(settings, self.replica, self.holder)
-        self.feeds = ReplicaFeeds(settings, self.replica, self.holder)
+        self.experiments = ExperimentRegistry(settings, self.holder, self.replica.arm_quality)
+        self.service = RecommenderService(settings, self.replica, self.holder, self.experiments)
+        self.feeds = ReplicaFeeds(settings, self.replica, self.holder, self.experiments)
         # Always built: its producer writes POST /events even when it answers no topic requests.
         self.agent = RequestAgent(settings, self.service, answer=topic_agent)
         self.http_enabled = http
         self.watch = BrokerWatch(settings)
         self.ingest = EventIngest(settings, broker_problem=self._broker_problem)
+        self.experiment_writer = ExperimentWriter(settings, self.experiments)
         self._watch_task: asyncio.Task | None = None
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -55,7 +59,9 @@ class ServingProcess:
         return f"http://{self.settings.http_host}:{self.port}"
 
     def not_ready(self) -> list[str]:
-        return self.watch.reasons() + self.feeds.not_ready()
+        # The producer starts last: until it runs, POST /events and the admin API's writes answer 503.
+        producer = [] if self.ingest.enqueue is not None else ["serving's producer not running yet"]
+        return self.watch.reasons() + self.feeds.not_ready() + self.experiments.not_ready() + producer
 
     def _broker_problem(self) -> str | None:
         # Only "unreachable": a broker that lost its data still takes new events.
@@ -71,6 +77,9 @@ class ServingProcess:
         log, the first time /readyz reports it for a version) until the catalogue is
         published again or a new version arrives.
         """
+        return self.experiments.notes() + self._catalogue_notes()
+
+    def _catalogue_notes(self) -> list[str]:
         bundle = self.holder.current
         if not bundle.published or not bundle.ids or self.feeds.not_ready():
             return []
@@ -95,7 +104,7 @@ class ServingProcess:
         # HTTP first, so /readyz explains (503, "broker ... unreachable") while the broker
         # is not there yet; then wait for it (retrying with backoff, however long it takes).
         if self.http_enabled:
-            app = build_app(self.service, self.not_ready, self.notes, self.ingest)
+            app = build_app(self.service, self.not_ready, self.notes, self.ingest, self.experiment_writer)
             self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port, backlog=1024)
@@ -106,7 +115,7 @@ class ServingProcess:
         self._watch_task = asyncio.create_task(self.watch.run())
         await self.feeds.start()
         await self.agent.start()
-        self.ingest.enqueue = self.agent.enqueue
+        self.ingest.enqueue = self.experiment_writer.enqueue = self.agent.enqueue
         return self
 
     async def wait_ready(self, timeout: float, *, agent: bool = False) -> None:
@@ -118,7 +127,7 @@ class ServingProcess:
 
     async def stop(self) -> None:
         # Stop taking requests first, then the consumers that feed them.
-        self.ingest.enqueue = None
+        self.ingest.enqueue = self.experiment_writer.enqueue = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -131,6 +140,7 @@ class ServingProcess:
         except Exception:
             log.exception("request agent did not stop cleanly")
         await self.feeds.stop()
+        await self.experiments.close()
         self.holder.close()
 
     async def __aenter__(self) -> "ServingProcess":

@@ -4,7 +4,7 @@ One call, :meth:`RecommenderService.recommend`, turns a validated request into t
 contract (docs/architecture.md, Serving)::
 
     {"request_id", "user_id", "items": [{"item_id", "score", "reason", "reason_kind",
-     "title"?, "reason_title"?}], "model_version", "state_time", "served_at"}
+     "title"?, "reason_title"?}], "model_version", "state_time", "served_at", "experiment", "arm"}
 
 * ``reason`` is the item id in the user's recent history that most supports the item
   (``reason_kind`` ``"history"``), or one of ``"trending"``, ``"new"``, ``"explore"``
@@ -12,8 +12,13 @@ contract (docs/architecture.md, Serving)::
   unambiguous.
 * ``state_time`` is the event time of the newest event applied for that user (null for an
   unknown user, who gets trending items, never an error).
+* ``experiment`` and ``arm`` name the live experiment arm that answered (both null for a user
+  in no experiment): the arm's options replace serving's defaults where the request names
+  none itself (:func:`chosen_option`), and an arm pinning a model version answers from it
+  (:meth:`ModelHolder.bundle_for`; ``model_version`` says which version answered).
 
-Steps: read the model bundle once (a swap mid-request cannot affect this request), compute
+Steps: find the user's experiment arm (:meth:`serving.experiments.ExperimentRegistry.assign`),
+read the model bundle once (a swap mid-request cannot affect this request), compute
 the user vector (the model's user encoder over the freshest history, else the online
 vector), then run the one ranking pipeline (:mod:`streamrec.ranking.pipeline`, which the
 evaluation's system variants run too): candidates with the seen items excluded (unless
@@ -54,9 +59,11 @@ from collections import OrderedDict
 import numpy as np
 
 from serving import metrics
+from serving.experiments import ExperimentRegistry, Placement
 from serving.model_holder import ModelBundle, ModelHolder
 from serving.request_model import RecRequest, RequestError
 from serving.state_replica import StateReplica
+from streamrec.contracts.experiments import Arm
 from streamrec.contracts.items import CATALOGUE, EVENTS_ONLY
 from streamrec.ranking.filters import ItemFilter
 from streamrec.ranking.pipeline import Exploration, blended_candidates, fetch_size, rank, scanned_candidates
@@ -66,18 +73,33 @@ from streamrec.state.user_state import UserState
 
 HISTORY_FOR_REASONS = 20     # most recent history items considered as a reason
 ENCODER_CACHE = 50_000       # users whose encoder output is cached (keyed by state and version)
+CO_ROW_MAPS = 8              # model versions whose co-occurrence row maps are kept
+
+
+def chosen_option(requested, arm: Arm | None, name: str, default):
+    """One option of a request: what the request names, else what its experiment arm sets, else the default.
+
+    >>> chosen_option(None, Arm("a", 0.5, diversity=0.6), "diversity", 0.2), chosen_option(0.0, None, "diversity", 0.2)
+    (0.6, 0.0)
+    """
+    if requested is not None:
+        return requested
+    value = getattr(arm, name) if arm is not None else None
+    return default if value is None else value
 
 
 class RecommenderService:
     """Answers recommendation, similar-items and user-state requests from replica + model."""
 
-    def __init__(self, settings: Settings, replica: StateReplica, holder: ModelHolder):
+    def __init__(self, settings: Settings, replica: StateReplica, holder: ModelHolder,
+                 experiments: ExperimentRegistry | None = None):
         self.settings = settings
         self.replica = replica
         self.holder = holder
+        self.experiments = experiments   # None: no experiments, every user gets the defaults
         self.exposure: dict[str, int] = {}
         self._encoded: OrderedDict[str, tuple[int, int, np.ndarray]] = OrderedDict()
-        self._co_rows: tuple[ModelBundle, np.ndarray] | None = None   # co-occurrence row -> bundle row
+        self._co_rows: dict[int, tuple[ModelBundle, np.ndarray]] = {}   # version -> (bundle, co-occurrence row -> row)
         self.clock = time.time   # wall clock, what expires_at is compared with (tests set their own)
 
     # --- user vector ------------------------------------------------------------------------
@@ -129,14 +151,18 @@ class RecommenderService:
                            new=lambda rows: self.replica.trending.counts([bundle.ids[r] for r in rows]) == 0)
 
     def recommend(self, req: RecRequest) -> dict:
-        bundle = self.holder.current      # read once: this request's version, whatever swaps
+        placement = self.experiments.assign(req.user_id) if self.experiments is not None else None
+        arm = placement[1] if placement is not None else None
+        # Read once: this request's version (its arm's pinned one, else the newest), whatever swaps.
+        bundle = self.holder.bundle_for(arm.model_version if arm is not None else None)
         state = self.replica.users.get(req.user_id)
         history, exclude = self._history_and_exclusions(req, state)
         user_vector = self.user_vector(bundle, req.user_id, state) if state is not None else None
         item_filter = self.item_filter(req)
 
         if user_vector is not None and len(bundle.index):
-            rows, scores = self._candidates(bundle, user_vector, history, exclude, item_filter, req.k)
+            weight = chosen_option(None, arm, "cooccurrence_weight", self.settings.cooccurrence_weight)
+            rows, scores = self._candidates(bundle, user_vector, history, exclude, item_filter, req.k, weight)
             cand_ids, cand_vectors = [bundle.ids[r] for r in rows], bundle.vectors[rows]
             recent = list(dict.fromkeys(reversed(history)))[:HISTORY_FOR_REASONS]
             recent = [i for i in recent if i in bundle.index]
@@ -148,24 +174,33 @@ class RecommenderService:
             recent, hist_vectors = [], None
 
         ranked = rank(cand_ids, scores, cand_vectors, k=req.k,
-                      diversity=self.settings.serving_diversity if req.diversity is None else req.diversity,
-                      exploration=self.settings.serving_exploration if req.exploration is None else req.exploration,
+                      diversity=chosen_option(req.diversity, arm, "diversity", self.settings.serving_diversity),
+                      exploration=chosen_option(req.exploration, arm, "exploration",
+                                                self.settings.serving_exploration),
                       seed=self._seed(req, state), exclude=exclude,
                       allowed=item_filter.allows if item_filter is not None else None,
                       history_ids=recent, history_vectors=hist_vectors,
                       explore=self._exploration(bundle, user_vector), trending=self.replica.trending.top)
-        for r in ranked:
-            self.exposure[r.item_id] = self.exposure.get(r.item_id, 0) + 1
-        self.replica.quality.set_catalogue_size(len(bundle.index))
-        self.replica.quality.served(req.user_id, [r.item_id for r in ranked])
+        self._record(req.user_id, bundle, [r.item_id for r in ranked], placement)
         return {"request_id": req.request_id, "user_id": req.user_id,
                 "items": [self._item_json(r) for r in ranked], "model_version": bundle.version,
                 "state_time": (state.last_event_time or None) if state is not None else None,
-                "served_at": time.time()}
+                "served_at": time.time(), "experiment": placement[0].name if placement is not None else None,
+                "arm": arm.name if arm is not None else None}
+
+    def _record(self, user_id: str, bundle: ModelBundle, items: list[str], placement: Placement | None) -> None:
+        """Exposure (exploration favours the least shown) and the online metrics, overall and of the arm."""
+        for item_id in items:
+            self.exposure[item_id] = self.exposure.get(item_id, 0) + 1
+        self.replica.quality.set_catalogue_size(len(bundle.index))
+        self.replica.quality.served(user_id, items)
+        if placement is not None:
+            self.experiments.served(placement, user_id, items, len(bundle.index))
 
     def _candidates(self, bundle: ModelBundle, user_vector: np.ndarray, history: list[str], exclude: set[str],
-                    item_filter: ItemFilter | None, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Stage 2 for a user with a vector: ``(bundle rows, relevance)``, best first.
+                    item_filter: ItemFilter | None, k: int, weight: float) -> tuple[np.ndarray, np.ndarray]:
+        """Stage 2 for a user with a vector: ``(bundle rows, relevance)``, best first; the model's
+        score alone, or blended with co-occurrence at ``weight`` (> 0).
 
         A filter that names at most ``serving_hnsw_threshold`` matching items has exactly those
         scored (no more work than the exact index does for a catalogue of that size); one that
@@ -173,29 +208,28 @@ class RecommenderService:
         fewer than ``k`` matching candidates (HNSW recall, an uneven share) its matching items
         are scanned after all, so ``k`` items come back whenever ``k`` match.
         """
-        evidence = self._cooccurrence_evidence(bundle, history) if history else None
+        evidence = self._cooccurrence_evidence(bundle, history) if history and weight > 0 else None
         candidates = self.settings.serving_candidates
         fetch = fetch_size(candidates, k)
         if item_filter is not None:
             within = item_filter.bounded_ids(self.settings.serving_hnsw_threshold)
             if within is not None:
-                return self._scan(bundle, user_vector, within, exclude, evidence, fetch)
+                return self._scan(bundle, user_vector, within, exclude, evidence, fetch, weight)
             fetch = fetch_size(candidates, k, True, item_filter.passing_share(len(bundle.index)))
         if evidence is None:
             rows, scores = bundle.index.search_rows(user_vector, fetch, [exclude])[0]
         else:
-            rows, scores = blended_candidates(bundle.index, user_vector, *evidence,
-                                              self.settings.cooccurrence_weight, exclude, fetch)
+            rows, scores = blended_candidates(bundle.index, user_vector, *evidence, weight, exclude, fetch)
         if item_filter is not None and sum(item_filter.allows(bundle.ids[r]) for r in rows) < k:
             within = item_filter.bounded_ids()
             if within is not None:
-                return self._scan(bundle, user_vector, within, exclude, evidence, fetch)
+                return self._scan(bundle, user_vector, within, exclude, evidence, fetch, weight)
         return rows, scores
 
     def _scan(self, bundle: ModelBundle, user_vector: np.ndarray, ids: list[str], exclude: set[str],
-              evidence: tuple[np.ndarray, np.ndarray] | None, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+              evidence: tuple[np.ndarray, np.ndarray] | None, fetch: int, weight: float) -> tuple[np.ndarray, np.ndarray]:
         rows = bundle.index.rows(i for i in ids if i not in exclude)
-        return scanned_candidates(bundle.index, user_vector, rows, fetch, evidence, self.settings.cooccurrence_weight)
+        return scanned_candidates(bundle.index, user_vector, rows, fetch, evidence, weight)
 
     def _trending_candidates(self, exclude: set[str], item_filter: ItemFilter | None,
                              k: int) -> tuple[list[str], np.ndarray]:
@@ -232,14 +266,18 @@ class RecommenderService:
         co = self.replica.cooccurrence
         if co is None:
             return None
-        if self._co_rows is None or self._co_rows[0] is not bundle:
-            # co-occurrence row -> bundle row (-1: not in this version), built once per version.
+        cached = self._co_rows.get(bundle.version)
+        if cached is None or cached[0] is not bundle:
+            # co-occurrence row -> bundle row (-1: not in this version), built once per version
+            # (kept for the few versions answered at once: the newest and those experiment arms pin).
             co_rows = co.rows(bundle.ids)
             to_bundle = np.full(len(co), -1, dtype=np.int64)
             to_bundle[co_rows] = np.arange(len(bundle.ids))
-            self._co_rows = (bundle, to_bundle)
+            if len(self._co_rows) >= CO_ROW_MAPS:
+                self._co_rows.clear()
+            cached = self._co_rows[bundle.version] = (bundle, to_bundle)
         rows, scores = co.neighbour_scores(history)
-        to_bundle = self._co_rows[1]
+        to_bundle = cached[1]
         rows, scores = rows[rows < len(to_bundle)], scores[rows < len(to_bundle)]   # items newer than the map
         known = to_bundle[rows] >= 0
         return to_bundle[rows][known], scores[known]

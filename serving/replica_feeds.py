@@ -10,7 +10,9 @@ beginning and keeps a full replica (see :mod:`serving.state_replica`).
   exists only once a streams worker has run, so it is looked for until it appears;
 * ``items`` → :meth:`StateReplica.apply_item`;
 * ``model-updates`` → :func:`streamrec.kafka.model_follower.follow_models` →
-  :meth:`ModelHolder.install`.
+  :meth:`ModelHolder.install`;
+* ``experiments`` → :meth:`serving.experiments.ExperimentRegistry.apply_record` (when serving
+  runs experiments).
 
 Readiness: each feed records the end offsets of its partitions when it starts and reports
 caught up once it has consumed up to them; the model feed is caught up at once when nothing
@@ -27,13 +29,14 @@ from typing import Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from serving import metrics
+from serving.experiments import ExperimentRegistry
 from serving.model_holder import ModelHolder
 from serving.state_replica import StateReplica
 from streamrec.kafka.config import aiokafka_config, ensure_topics
 from streamrec.kafka.model_follower import follow_models, refusal_reason
 from streamrec.contracts.model_store import Announcement
 from streamrec.settings import Settings
-from streamrec.contracts.topics import EVENTS, ITEMS, MODEL_UPDATES, changelog_topic
+from streamrec.contracts.topics import EVENTS, EXPERIMENTS, ITEMS, MODEL_UPDATES, changelog_topic
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +46,16 @@ Handler = Callable[[TopicPartition, list], None]
 class ReplicaFeeds:
     """Runs the consumers; ``caught_up`` says which sources have reached their start-up end."""
 
-    def __init__(self, settings: Settings, replica: StateReplica, holder: ModelHolder):
+    def __init__(self, settings: Settings, replica: StateReplica, holder: ModelHolder,
+                 experiments: ExperimentRegistry | None = None):
         self.settings = settings
         self.replica = replica
         self.holder = holder
+        self.experiments = experiments
         self.caught_up: dict[str, bool] = {"events": False, "user_state": False, "items": False,
                                            "models": False}
+        if experiments is not None:
+            self.caught_up["experiments"] = False
         self.stop_event = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._model_end = 0
@@ -71,6 +78,9 @@ class ReplicaFeeds:
             asyncio.create_task(self._models()),
             asyncio.create_task(self.holder.run_pre_model_refresh(self.stop_event)),
         ]
+        if self.experiments is not None:
+            self._tasks.append(asyncio.create_task(self._feed("experiments", s.topic(EXPERIMENTS),
+                                                              self._on_experiments)))
 
     async def stop(self) -> None:
         self.stop_event.set()
@@ -103,6 +113,10 @@ class ReplicaFeeds:
         for msg in messages:
             _guarded("items", msg, self.replica.apply_item, msg.key, msg.value)
         metrics.REPLICA_ITEMS.set(len(self.replica.catalogue))
+
+    def _on_experiments(self, tp: TopicPartition, messages: list) -> None:
+        for msg in messages:
+            _guarded("experiments", msg, self.experiments.apply_record, msg.offset, msg.key, msg.value)
 
     # --- consumers -------------------------------------------------------------------------------
     async def _feed(self, name: str, topic: str, handler: Handler, *, fetch_wait_ms: int = 100,

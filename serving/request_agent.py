@@ -13,7 +13,7 @@ to decode included); when the message is not even JSON the reply goes to the def
 with the ``request_id`` null.
 A message over ``serving_max_body_bytes`` gets a 413 error reply unread (so ``request_id`` null).
 ``reply_to`` may not name one of the system's own topics (events, items, dead letters,
-model updates, requests, Faust's internal topics), so a client cannot make serving write into them.
+model updates, experiments, requests, Faust's internal topics), so a client cannot make serving write into them.
 
 The agent runs in its own Faust app (``streamrec-serving``), so several serving processes
 form one consumer group and split the request partitions. Every serving process keeps a
@@ -43,8 +43,8 @@ from serving.recommender_service import RecommenderService
 from serving.request_model import TOPIC_FIELDS, BodyTooDeep, RequestError, decode_object, parse_request
 from streamrec.kafka.config import faust_broker_kwargs, shorten_fetch_wait
 from streamrec.settings import Settings
-from streamrec.contracts.topics import (EVENTS, EVENTS_DLQ, ITEMS, ITEMS_DLQ, MODEL_UPDATES, REC_REQUESTS,
-                                        REC_RESPONSES)
+from streamrec.contracts.topics import (EVENTS, EVENTS_DLQ, EXPERIMENTS, ITEMS, ITEMS_DLQ, MODEL_UPDATES,
+                                        REC_REQUESTS, REC_RESPONSES)
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,8 @@ class RequestAgent:
                                              partitions=s.partitions)
         self.default_reply = s.topic(REC_RESPONSES)
         self._reply_topics: dict[str, faust.types.TopicT] = {}
-        self._forbidden = {s.topic(t) for t in (EVENTS, EVENTS_DLQ, ITEMS, ITEMS_DLQ, MODEL_UPDATES, REC_REQUESTS)}
+        self._forbidden = {s.topic(t) for t in (EVENTS, EVENTS_DLQ, ITEMS, ITEMS_DLQ, MODEL_UPDATES, EXPERIMENTS,
+                                                REC_REQUESTS)}
         self.answered = 0
         if answer:
             self.app.agent(self.requests_topic, name="answer_requests")(self._agent)

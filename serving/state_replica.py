@@ -63,6 +63,7 @@ from serving import metrics
 from streamrec.contracts.events import Event, decode_message
 from streamrec.contracts.items import InvalidItem, Item, decode_item_message
 from streamrec.contracts.semantics import popularity_weights
+from streamrec.observability.arm_quality import QualityByArm
 from streamrec.observability.online_metrics import OnlineQuality
 from streamrec.settings import Settings
 from streamrec.state.apply import Located, apply_located
@@ -98,6 +99,7 @@ class StateReplica:
         self.quality.bind(hit_rate=metrics.ONLINE_HIT_RATE, ndcg=metrics.ONLINE_NDCG,
                           entropy=metrics.EXPOSURE_ENTROPY, gini=metrics.EXPOSURE_GINI,
                           coverage=metrics.CATALOGUE_COVERAGE)
+        self.arm_quality = QualityByArm(k=10)   # the same, per live experiment arm (serving.experiments)
         self.cooccurrence = Cooccurrence.from_settings(settings) if settings.cooccurrence_weight > 0 else None
         self.events_applied = 0
         self.applied = AppliedPositions()   # how far the events feed got, for read-your-writes
@@ -171,7 +173,9 @@ class StateReplica:
         # no such request (as in the evaluation), so the list waits for the next other one.
         wanted = [located[k][0] for k in fresh if not self.semantics.negative(located[k][0])]
         if wanted:
-            self.quality.observe([ev.user_id for ev in wanted], [ev.item_id for ev in wanted])
+            users, items = [ev.user_id for ev in wanted], [ev.item_id for ev in wanted]
+            self.quality.observe(users, items)
+            self.arm_quality.observe(users, items)
         self.events_applied += len(fresh)
         return len(fresh)
 

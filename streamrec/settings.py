@@ -292,9 +292,15 @@ class Settings:
         5.0, "STREAMREC_SERVING_INGEST_TIMEOUT_S",
         "Longest POST /events waits for the broker to acknowledge its events, and how long serving's producer "
         "keeps trying to deliver a message (events and request-topic replies); longer: 503.")
+    serving_max_experiments: int = setting(
+        4, "STREAMREC_SERVING_MAX_EXPERIMENTS",
+        "Most live experiments (POST /admin/experiments refuses more): bounds the per-arm metric series.")
+    serving_max_arms: int = setting(
+        4, "STREAMREC_SERVING_MAX_ARMS", "Most arms one experiment may have (2 at least).")
     serving_admin_token: str | None = setting(
         None, "STREAMREC_ADMIN_TOKEN",
-        "Bearer token of the serving admin API (/admin/*: list, promote or roll back model versions, reload). "
+        "Bearer token of the serving admin API (/admin/*: list, promote or roll back model versions, reload; "
+        "create, list and stop experiments). "
         "Unset: the admin API does not exist (404).")
 
     # --- Evaluation -----------------------------------------------------------------------

@@ -136,6 +136,27 @@ PANELS: list = [
      [q("max(streamrec_serving_index_items)", "index items"),
       q("max(streamrec_serving_catalogue_items)", "catalogue items")],
      "Items in the retrieval index and items known from the items topic."),
+
+    ("Experiments (per arm)", None),
+    ("Online HR@10 / NDCG@10 per experiment arm", "timeseries", "percentunit",
+     [q("avg by (experiment, arm) (streamrec_serving_experiment_online_hit_rate)", "{{experiment}}/{{arm}} HR@10"),
+      q("avg by (experiment, arm) (streamrec_serving_experiment_online_ndcg)", "{{experiment}}/{{arm}} NDCG@10")],
+     "Each live arm's served lists scored against its users' next events (sliding window per arm); compare "
+     "arms of one experiment, with the sample size in the panel to the right."),
+    ("Requests and scored lists per experiment arm", "timeseries", "short",
+     [q("sum by (experiment, arm) (rate(streamrec_serving_experiment_requests_total[1m]))",
+        "{{experiment}}/{{arm}} requests/s"),
+      q("sum by (experiment, arm) (streamrec_serving_experiment_scored_lists)", "{{experiment}}/{{arm}} scored lists")],
+     "Traffic each arm answers and how many outcomes its HR@10 / NDCG@10 window holds."),
+    ("Exposure per experiment arm", "timeseries", "percentunit",
+     [q("avg by (experiment, arm) (streamrec_serving_experiment_exposure_gini)", "{{experiment}}/{{arm}} Gini"),
+      q("avg by (experiment, arm) (streamrec_serving_experiment_catalogue_coverage_ratio)",
+        "{{experiment}}/{{arm}} coverage")],
+     "Concentration of each arm's exposure and the share of the catalogue it showed."),
+    ("Exposure entropy per experiment arm", "timeseries", "none",
+     [q("avg by (experiment, arm) (streamrec_serving_experiment_exposure_entropy_bits)",
+        "{{experiment}}/{{arm}} entropy (bits)")],
+     "Shannon entropy of each arm's item exposure over its recent served lists."),
 ]
 
 

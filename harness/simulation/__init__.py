@@ -6,6 +6,8 @@
 * :mod:`~harness.simulation.system` — one arm's live processes, fed and queried as a
   client would;
 * :mod:`~harness.simulation.loop` — the rounds and the protocol;
+* :mod:`~harness.simulation.experiment` — ``--experiment``: every arm on one system, as
+  arms of a serving experiment;
 * :mod:`~harness.simulation.round_metrics` — utility, exposure and homogenisation per round;
 * :mod:`~harness.simulation.plots` and :mod:`~harness.simulation.cli` — output.
 """

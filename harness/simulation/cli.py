@@ -4,10 +4,13 @@ Simulated MovieLens users with true preferences fitted to the whole dataset choo
 what the live system recommends (position bias, an outside option); their choices go back
 through Kafka as click events; over many rounds the run reports utility, exposure
 concentration and homogenisation per arm (request options such as diversity re-ranking
-and exploration). See :mod:`harness.simulation.loop` for the protocol.
+and exploration). Each arm runs on a live system of its own, or, with ``--experiment NAME``,
+all arms run on one system as arms of a serving experiment that splits the users between
+them (:mod:`harness.simulation.experiment`). See :mod:`harness.simulation.loop` for the protocol.
 
-Prints one table per arm (first round, last round, change), writes ``simulate.json`` and
-PNG plots to ``--out``.
+Prints one table per arm (first round, last round, change), the arms side by side (and, with
+``--experiment``, serving's own per-arm online metrics), writes ``simulate.json`` and PNG
+plots to ``--out``.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from streamrec.contracts.experiments import NAME
 from streamrec.settings import Settings
 from harness.datasets.flags import add_dataset_arguments, dataset_from_args
 from harness.simulation.choice import POSITION_BIASES, ChoiceModel
@@ -43,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed, help="seeds users, choices and the preference fit")
     p.add_argument("--arms", nargs="+", default=["plain:diversity=0,exploration=0",
                                                    "diverse:diversity=0.5,exploration=0.2"],
-                   help="NAME:diversity=D,exploration=E request options per arm")
+                   help="NAME:diversity=D,exploration=E[,cooccurrence_weight=W] per arm")
+    p.add_argument("--experiment", metavar="NAME",
+                   help="run the arms on one live system as arms of experiment NAME (created through serving's "
+                        "admin API, equal shares: serving splits the users between them) instead of one system "
+                        "per arm")
     p.add_argument("--out", type=Path, default=Path("results") / "simulate", help="JSON and plots go here")
     add_dataset_arguments(p)
     p.add_argument("--data-dir", help="dataset folder (else STREAMREC_DATA_DIR, else ../shared/data)")
@@ -73,9 +81,12 @@ def _fmt(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def arm_table(name: str, arm: Arm | dict, rounds: list[dict]) -> Table:
+def arm_table(name: str, arm: Arm | dict, rounds: list[dict], users: int | None = None) -> Table:
     options = arm if isinstance(arm, dict) else arm.__dict__
-    table = Table(title=f"{name} (diversity={options['diversity']}, exploration={options['exploration']})")
+    weight = options.get("cooccurrence_weight")
+    title = f"{name} (diversity={options['diversity']}, exploration={options['exploration']}" + (
+        f", cooccurrence_weight={weight})" if weight is not None else ")")
+    table = Table(title=title + (f", {users} users" if users is not None else ""))
     for column in ("metric", "round 1", f"round {len(rounds)}", "change"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     first, last = rounds[0], rounds[-1]
@@ -102,16 +113,48 @@ def mean_table(doc: dict) -> Table:
     return table
 
 
+SERVING_FIGURES = (("requests", "requests answered"), ("scored_lists", "lists scored (window)"),
+                   ("hit_rate", "HR@10"), ("ndcg", "NDCG@10"), ("exposure_entropy_bits", "exposure entropy (bits)"),
+                   ("exposure_gini", "exposure Gini"), ("catalogue_coverage", "catalogue coverage"))
+
+
+def serving_table(experiment: dict) -> Table:
+    """Serving's own online figures per arm (``--experiment``), side by side."""
+    table = Table(title=f"serving's online metrics per arm of experiment {experiment['name']}")
+    table.add_column("metric")
+    arms = experiment.get("serving") or {}
+    for name in arms:
+        table.add_column(name, justify="right")
+    for key, title in SERVING_FIGURES:
+        table.add_row(title, *(_fmt(figures.get(key)) for figures in arms.values()))
+    return table
+
+
 def print_report(doc: dict, console: Console | None = None) -> None:
     console = console or Console(width=120)
     arms = {a["name"]: a for a in doc["config"]["arms"]}
+    experiment = doc.get("experiment")
     for name, rounds in doc["arms"].items():
         if rounds:
-            console.print(arm_table(name, arms[name], rounds))
+            users = len(experiment["users"][name]) if experiment else None
+            console.print(arm_table(name, arms[name], rounds, users))
     console.print(mean_table(doc))
+    if experiment:
+        console.print(serving_table(experiment))
     console.print(f"{doc['config']['users']} users, {len(next(iter(doc['arms'].values())))} rounds, "
                   f"k={doc['config']['k']}, seed {doc['config']['seed']}, learner "
                   f"{'on' if doc['config']['learner'] else 'off'}; {doc['seconds']} s")
+
+
+def _experiment_problem(name: str | None, arms: list[Arm], max_arms: int) -> str | None:
+    """Why ``--experiment`` cannot run these arms (None: it can, or it is not asked for)."""
+    if name is None:
+        return None
+    if not NAME.match(name):
+        return f"--experiment {name!r}: 1-64 letters, digits, '_', '.' or '-'"
+    if not 2 <= len(arms) <= max_arms:
+        return f"--experiment needs 2 to {max_arms} --arms (STREAMREC_SERVING_MAX_ARMS)"
+    return None
 
 
 def main(argv: list[str]) -> int:
@@ -130,10 +173,15 @@ def main(argv: list[str]) -> int:
                               warmup_fraction=args.warmup_fraction, min_history=args.min_history,
                               round_seconds=args.round_seconds, learner=not args.no_learner,
                               streams=not args.no_streams, learn_every=args.learn_every,
+                              experiment=args.experiment,
                               choice=ChoiceModel(args.sensitivity, args.outside_utility, args.position_bias))
     # The children's INFO logs (one line per request) would cost CPU the rounds need.
     settings = Settings.from_env(bootstrap_servers=args.bootstrap_servers, data_dir=args.data_dir,
                                  log_level=os.environ.get("STREAMREC_LOG_LEVEL") or "WARNING")
+    problem = _experiment_problem(args.experiment, arms, settings.serving_max_arms)
+    if problem:
+        print(f"streamrec simulate: {problem}", file=sys.stderr)
+        return 2
     dataset = dataset_from_args(args, "streamrec simulate", settings, settings.data_dir)
     if dataset is None:
         return 2

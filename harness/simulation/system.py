@@ -1,9 +1,10 @@
-"""One arm's live system under simulation: its own topics, streams worker, serving and learner.
+"""One live system under simulation: its own topics, streams worker, serving and learner.
 
-Each arm runs the real processes (``streamrec streams``, ``streamrec serve`` and, unless
-disabled, ``streamrec learner``) as children via :class:`harness.processes.Proc`, on the
-shared broker but under a topic prefix and state directory of its own, so arms never see
-each other's events, state or models. The simulator talks to it only as a client would:
+Each arm runs on a system of its own, or, with ``--experiment``, every arm on one
+(:mod:`harness.simulation.experiment`). A system runs the real processes (``streamrec
+streams``, ``streamrec serve`` and, unless disabled, ``streamrec learner``) as children via
+:class:`harness.processes.Proc`, on the shared broker but under a topic prefix and state
+directory of its own, so systems never see each other's events, state or models. The simulator talks to it only as a client would:
 recommendations over HTTP (:class:`streamrec.client.RecClient`), events through Kafka
 (:class:`harness.replay.EventPublisher`).
 
@@ -91,11 +92,12 @@ class ArmSystem:
         self.published += len(events)
 
     # --- reading -------------------------------------------------------------------------------
-    def recommend(self, user_id: str, k: int, diversity: float, exploration: float) -> dict:
-        """One recommendation request, retried briefly when serving sheds or times out."""
+    def recommend(self, user_id: str, k: int, **options) -> dict:
+        """One recommendation request (``options`` as in ``POST /recommendations``; none: serving's
+        defaults, or the user's experiment arm's), retried briefly when serving sheds or times out."""
         for attempt in range(5):
             try:
-                return self.client.recommend(user_id, k=k, diversity=diversity, exploration=exploration)
+                return self.client.recommend(user_id, k=k, **options)
             except RecError:
                 if attempt == 4:
                     raise
@@ -113,8 +115,17 @@ class ArmSystem:
             text = r.read().decode()
         return int(scrape_metric(text, "streamrec_serving_model_version"))
 
-    def learner_metrics(self) -> dict[str, float]:
-        text = self.procs["learner"].metrics()
+    def learner_metrics(self, attempts: int = 5) -> dict[str, float]:
+        """The learner's event, version and cycle counters; a scrape that times out (a busy
+        machine, a training cycle holding the GIL) is tried again before the run gives up."""
+        for attempt in range(attempts):
+            try:
+                text = self.procs["learner"].metrics()
+                break
+            except OSError:   # socket timeouts and refused connections alike
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
         return {"events": scrape_metric(text, "streamrec_learner_events_total"),
                 "version": scrape_metric(text, "streamrec_learner_model_version"),
                 "cycles": scrape_metric(text, "streamrec_learner_cycles_total")}

@@ -48,7 +48,7 @@ import numpy as np
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
-from streamrec.contracts.signing import canonical, sign, signature_problem
+from streamrec.contracts.signing import UNSIGNED, canonical, sign, signature_problem
 
 MODEL_KEY = b"model"
 MODELS_SUBDIR = "models"
@@ -86,17 +86,17 @@ class Announcement:
 
     @classmethod
     def decode(cls, raw: bytes) -> "Announcement":
-        d = json.loads(raw)
+        return cls.from_dict(json.loads(raw))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Announcement":
+        """From a decoded announcement (KeyError, TypeError or ValueError when it is none)."""
         return cls(version=int(d["version"]), created_at=float(d["created_at"]), path=str(d["path"]),
                    sha256=str(d["sha256"]), n_items=int(d["n_items"]), dim=int(d["dim"]),
                    scores=dict(d.get("scores") or {}), hmac=str(d.get("hmac") or ""))
 
     def signing_payload(self) -> bytes:
-        """What the HMAC covers: every other field, canonical JSON (sorted keys, no spaces).
-
-        Computed from the decoded fields, not the received bytes, so the writer and every
-        reader agree on it whatever the JSON spacing or key order on the wire.
-        """
+        """What the HMAC covers: every other field, canonical JSON (:func:`~streamrec.contracts.signing.canonical`)."""
         fields = asdict(self)
         fields.pop("hmac")
         return canonical(fields)
@@ -248,15 +248,12 @@ def load_version(announcement: Announcement, policy: LoadPolicy | None = None) -
 
 def check_signature(announcement: Announcement, key: str | None) -> None:
     """Refuse ``announcement`` unless it carries a valid HMAC under ``key`` (no key: accept)."""
-    if not key:
-        return
     problem = signature_problem(key, announcement.signing_payload(), announcement.hmac)
-    if problem == "unsigned":
-        raise ModelRefused("unsigned", f"version {announcement.version}: unsigned announcement, "
-                                       "a signing key is set")
+    if problem == UNSIGNED:
+        raise ModelRefused(problem, f"version {announcement.version}: unsigned announcement, a signing key is set")
     if problem is not None:
-        raise ModelRefused("bad_signature", f"version {announcement.version}: announcement HMAC does not "
-                                            "match the signing key")
+        raise ModelRefused(problem, f"version {announcement.version}: announcement HMAC does not match the "
+                                    "signing key")
 
 
 def resolve_in_models_dir(path: str, directory: Path) -> Path:

@@ -17,6 +17,7 @@ EVENTS_DLQ = "events-dlq"
 ITEMS = "items"
 ITEMS_DLQ = "items-dlq"   # invalid items, written by the streams worker (see streams.items_check)
 MODEL_UPDATES = "model-updates"
+EXPERIMENTS = "experiments"   # experiment records, written by serving's admin API (streamrec.contracts.experiments)
 REC_REQUESTS = "rec-requests"
 REC_RESPONSES = "rec-responses"
 # Faust app id: its changelog topics are named "<app id>-<table>-changelog".
@@ -36,6 +37,7 @@ TOPICS = (
     TopicSpec(ITEMS, compacted=True),
     TopicSpec(ITEMS_DLQ),
     TopicSpec(MODEL_UPDATES, compacted=True, partitioned=False),
+    TopicSpec(EXPERIMENTS, compacted=True, partitioned=False),
     TopicSpec(REC_REQUESTS),
     TopicSpec(REC_RESPONSES),
 )

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.error
-import urllib.request
 import uuid
 
 import numpy as np
@@ -12,12 +10,13 @@ import pytest
 from confluent_kafka import Producer
 
 from serving.process import ServingThread
+from tests.admin_helpers import call, publish_catalogue_and_versions, unit_vectors
 from streamrec.contracts import model_store
 from streamrec.kafka.embedded import free_port
 from streamrec.client import TopicRecClient
 from streamrec.kafka.config import ensure_topics, producer_config
 from streamrec.settings import Settings
-from streamrec.contracts.topics import ITEMS, MODEL_UPDATES
+from streamrec.contracts.topics import MODEL_UPDATES
 
 pytestmark = pytest.mark.integration
 
@@ -26,21 +25,8 @@ DIM = 8
 IDS = [str(i) for i in range(40)]
 
 
-def call(url: str, method: str = "GET", token: str | None = None, body: bytes | None = None,
-         auth: str | None = None):
-    headers = {"Authorization": auth or f"Bearer {token}"} if (token or auth) else {}
-    request = urllib.request.Request(url, data=body, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as r:
-            return r.status, dict(r.headers), json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        raw = exc.read()
-        return exc.code, dict(exc.headers), json.loads(raw) if raw.startswith(b"{") else raw
-
-
 def vectors(seed: int) -> np.ndarray:
-    v = np.random.default_rng(seed).standard_normal((len(IDS), DIM)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    return unit_vectors(len(IDS), DIM, seed)
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +36,7 @@ def env(broker, tmp_path_factory):
                         http_port=free_port(), serving_admin_token=TOKEN, serving_max_body_bytes=2048)
     ensure_topics(settings)
     producer = Producer(producer_config(settings, **{"linger.ms": 0}))
-    for i in IDS:
-        producer.produce(settings.topic(ITEMS), key=i.encode(), value=json.dumps({"item_id": i}).encode())
-    for version in (1, 2):
-        ann = model_store.write_version(settings.state_dir / "models", version, IDS, vectors(version), {})
-        producer.produce(settings.topic(MODEL_UPDATES), key=model_store.MODEL_KEY, value=ann.encode())
+    publish_catalogue_and_versions(settings, producer, IDS)
     assert producer.flush(10) == 0
     serving = ServingThread(settings).start(60, agent=True)
     assert serving.process.holder.current.version == 2

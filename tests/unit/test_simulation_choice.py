@@ -114,9 +114,39 @@ def test_fit_is_seeded_and_cached(tmp_path, ml100k):
 def test_arm_specs_parse_and_validate():
     assert Arm.parse("diverse:diversity=0.5,exploration=0.2") == Arm("diverse", 0.5, 0.2)
     assert Arm.parse("plain") == Arm("plain", 0.0, 0.0)
-    for bad in ("x:diversity=2", "x:temperature=1", ":diversity=0", "a b:diversity=0"):
+    assert Arm.parse("co:cooccurrence_weight=2.5") == Arm("co", 0.0, 0.0, 2.5)
+    assert Arm.parse("plain").cooccurrence_weight is None         # serving's default
+    for bad in ("x:diversity=2", "x:temperature=1", ":diversity=0", "a b:diversity=0", "x:diversity=lots",
+                "x:cooccurrence_weight=-1", "x" * 33):
         with pytest.raises(ValueError):
             Arm.parse(bad)
+
+
+def test_an_experiment_splits_the_simulated_users_by_the_contract():
+    from types import SimpleNamespace
+
+    from harness.simulation.experiment import experiment_spec, split_population
+    from harness.simulation.loop import Population
+    from streamrec.contracts.experiments import bucket
+
+    population = object.__new__(Population)
+    population.user_ids = [str(u) for u in range(300)]
+    population.utilities = np.arange(300 * 4, dtype=float).reshape(300, 4)
+    population.consumed = np.zeros((300, 4), dtype=bool)
+    arms = [Arm("a", 0.0, 0.0), Arm("b", 1.0, 0.2), Arm("c", 0.5, 0.0, 0.0)]
+    spec = experiment_spec("sim", arms)
+    assert [a["share"] for a in spec["arms"]] == [1 / 3] * 3 and spec["arms"][2]["cooccurrence_weight"] == 0.0
+    parts = split_population(population, "sim", arms)
+    assert sorted(u for part in parts.values() for u in part.user_ids) == sorted(population.user_ids)
+    for name, part in parts.items():
+        expected = "abc"[min(2, int(bucket("sim", part.user_ids[0]) * 3))]
+        assert name == expected
+        rows = [int(u) for u in part.user_ids]
+        assert np.array_equal(part.utilities, population.utilities[rows])
+        part.consumed[:] = True                                   # each part consumes on its own
+    assert not population.consumed.any()
+    with pytest.raises(ValueError, match="got none"):
+        split_population(SimpleNamespace(user_ids=["1"]), "sim", arms)
 
 
 def test_jaccard_overlap_by_hand():

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from streamrec.kafka.embedded import free_port
 from harness.metrics_scrape import Scrape, SystemView, histogram_quantile, scrape_all
 from streamrec.observability.health import add_health_routes
-from harness.status import main
+from harness.status import arm_rows, main, serving_rows
 
 
 class MetricsServer:
@@ -166,3 +166,34 @@ def test_metrics_table_lists_what_the_modules_export(capsys):
     for infos in catalogue.values():
         for info in infos:
             assert f"`{info.exposed_name}`" in out
+
+
+def test_experiment_arms_get_rows_of_their_own_and_leave_the_overall_figures_alone(capsys):
+    reg = serving_registry()
+    arm = ["experiment", "arm"]
+    hit = Gauge("streamrec_serving_experiment_online_hit_rate", "hr", arm, registry=reg)
+    gini = Gauge("streamrec_serving_experiment_exposure_gini", "g", arm, registry=reg)
+    requests = Counter("streamrec_serving_experiment_requests", "r", arm, registry=reg)
+    for name, hr, g, n in (("control", 0.3125, 0.5, 40), ("diverse", 0.4375, 0.25, 24)):
+        hit.labels("div", name).set(hr)
+        gini.labels("div", name).set(g)
+        requests.labels("div", name).inc(n)
+    with MetricsServer(reg) as v:
+        view = SystemView()
+        view.update(asyncio.run(scrape_all([("serving", v.url)])))
+        rc = main(["--once", "--serving-url", v.url, "--streams-url", v.url, "--learner-url", v.url])
+    out = capsys.readouterr().out
+    rows = {row[1]: row for row in arm_rows(view)}
+    assert set(rows) == {"control", "diverse"} and rows["control"][0] == "div"
+    assert rows["control"][3] == "0.3125" and rows["diverse"][3] == "0.4375"     # HR@10
+    assert rows["diverse"][7] == "0.25" and "total 24" in rows["diverse"][2]       # Gini, requests
+    # The overall rows still read the overall series (0.125 HR@10), not an arm's.
+    assert dict(serving_rows(view))["online HR@10"] == "0.125"
+    assert dict(serving_rows(view))["exposure Gini"] == "0.875"
+    assert rc == 0 and "experiments (per arm)" in out and "0.4375" in out
+
+
+def test_no_arm_table_without_experiments(capsys):
+    with MetricsServer(serving_registry()) as v:
+        main(["--once", "--serving-url", v.url, "--streams-url", v.url, "--learner-url", v.url])
+    assert "experiments (per arm)" not in capsys.readouterr().out
