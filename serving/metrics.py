@@ -71,3 +71,16 @@ EXPOSURE_GINI = Gauge("streamrec_serving_exposure_gini",
                       "Gini index of item exposure over the recent served lists (0 even, 1 concentrated).")
 CATALOGUE_COVERAGE = Gauge("streamrec_serving_catalogue_coverage_ratio",
                            "Share of the indexed catalogue shown at least once in the recent served lists.")
+
+# Sharded serving (serving.ownership, serving.forwarding); one instance (0/1) owns every partition.
+OWNED_PARTITIONS = Gauge("streamrec_serving_owned_partitions",
+                         "Events partitions whose users this serving instance keeps (all of them unless sharded).")
+EVENTS_ITEM_SIDE = Counter(
+    "streamrec_serving_events_item_side_only",
+    "Events of partitions another serving instance owns: learned into trending and co-occurrence only, "
+    "not applied to user state.")
+FORWARDED = Counter(
+    "streamrec_serving_forwarded",
+    "Requests for another instance's user sent on to it, by route and outcome (answered: the owner answered, "
+    "whatever its status; unreachable, timeout: answered 503 here; misrouted: a forwarded request for a user "
+    "this instance does not keep either, answered 508).", ["route", "outcome"])

@@ -126,10 +126,7 @@ class StateReplica:
             counted.extend(user.unique)
             fresh.extend(user.applied)
         if counted:
-            evs = [located[k][0] for k in counted]
-            self.trending.add([ev.item_id for ev in evs], (ev.timestamp for ev in evs),
-                              (self.weights.get(ev.event_type, 1.0) for ev in evs))
-            self._learn_cooccurrence(evs)
+            self.learn_item_side([located[k][0] for k in counted])
         if fresh:  # each user's next event scores the list served to them before it
             self.quality.observe([located[k][0].user_id for k in fresh], [located[k][0].item_id for k in fresh])
         self.events_applied += len(fresh)
@@ -140,6 +137,16 @@ class StateReplica:
         if state is None:
             state = self.users[user_id] = UserState.empty(self.settings.vector_dim)
         return state
+
+    def learn_item_side(self, events: list[Event]) -> None:
+        """Learn trending and co-occurrence from events that are not ``event_id`` duplicates.
+
+        Item-side state is learned from every event on every instance: a sharded instance
+        calls this for the events of users it does not keep as well (:mod:`serving.item_side`).
+        """
+        self.trending.add([ev.item_id for ev in events], (ev.timestamp for ev in events),
+                          (self.weights.get(ev.event_type, 1.0) for ev in events))
+        self._learn_cooccurrence(events)
 
     def _learn_cooccurrence(self, events: list[Event]) -> None:
         if self.cooccurrence is None:
