@@ -21,7 +21,8 @@ a full replica of all users' state (:mod:`serving.state_replica`), so whichever 
 request's partition can answer it from the freshest state. Sharded instances
 (:mod:`serving.ownership`) are assigned request partitions by the group, not by ownership, so
 a request for a user another instance keeps is sent to it over HTTP
-(:meth:`RequestAgent.handle_routed`) and its answer, or its error (503 when it is down), is the reply. Requests older than
+(:meth:`RequestAgent.handle_routed`) and its answer, or its error (503 when it is down), is
+the reply. Requests older than
 ``serving_request_timeout_s`` (the client has given up) are dropped and counted instead of
 answered, so a backlog after a restart drains quickly.
 
