@@ -93,10 +93,14 @@ class ReplicaFeeds:
     # --- handlers (run on the loop, one batch at a time) -------------------------------------
     def _on_events(self, tp: TopicPartition, messages: list) -> None:
         owned = self.ownership.owns_partition(tp.partition)
-        apply = self.replica.apply_events if owned else self.item_side.apply_events
         applied = 0
-        for msg in messages:
-            applied += _guarded("events", msg, apply, tp.partition, msg.offset, msg.value) or 0
+        if owned:
+            for msg in messages:
+                applied += _guarded("events", msg, self.replica.apply_events, tp.partition, msg.offset,
+                                    msg.value) or 0
+        elif messages:   # another instance's users: item-side state only, the batch at once
+            applied = _guarded("events", messages[0], self.item_side.apply_messages, tp.partition,
+                               [(msg.offset, msg.value) for msg in messages]) or 0
         if messages:   # after the whole batch: a read-your-writes answer sees all of it
             self.replica.applied.advance(tp.partition, messages[-1].offset)
         if messages and messages[-1].timestamp and messages[-1].timestamp > 0:
