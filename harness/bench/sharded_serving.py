@@ -273,10 +273,12 @@ def run_sharded_bench(settings: Settings, *, instances: int = 2, event_rate: flo
     return result
 
 
-def format_table(result: dict[str, Any]) -> str:
-    def ms(v):
-        return "-" if v is None else f"{v:.2f}"
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
+
+def format_table(result: dict[str, Any]) -> str:
+    ms = _ms
     lines = [f"sharded serving benchmark: {result['instances']} instances over {result['partitions']} partitions, "
              f"{result['items']:,} items ({result['index']} index), {result['users']:,} users",
              f"{'path':<24}{'rate/s':>8}{'count':>7}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"]
