@@ -85,6 +85,12 @@ async def _event_to_visible(settings: Settings, urls: list[str], users: list[str
     rng = np.random.default_rng(seed)
     latencies: list[float] = []
     outcome = {"stale": 0, "failed": 0, "delivery_failures": 0}
+    failures: dict[str, int] = {}   # by status or error kind
+
+    def failed(kind: str) -> None:
+        outcome["failed"] += 1
+        failures[kind] = failures.get(kind, 0) + 1
+
     probes: list[asyncio.Task] = []
     t_event = time.time() - 3600.0
 
@@ -95,13 +101,13 @@ async def _event_to_visible(settings: Settings, urls: list[str], users: list[str
             async with session.get(f"{url}/recommendations", params=params) as response:
                 answer = await response.json()
             if response.status != 200:
-                outcome["failed"] += 1
+                failed(str(response.status))
             elif answer.get("stale"):
                 outcome["stale"] += 1
             else:
                 latencies.append(time.perf_counter() - acked)
-        except Exception:
-            outcome["failed"] += 1
+        except Exception as exc:
+            failed(type(exc).__name__)
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         def on_delivery(n: int, user: str):
@@ -127,7 +133,7 @@ async def _event_to_visible(settings: Settings, urls: list[str], users: list[str
             await asyncio.sleep(0)
         await asyncio.gather(*probes)
     return {"path": "event_to_visible", "target_rate": rate, "events": count, "probes": len(probes),
-            "measured": len(latencies), **outcome, **_percentiles(latencies)}
+            "measured": len(latencies), **outcome, "failures": failures, **_percentiles(latencies)}
 
 
 async def _forwarding_load(url: str, users: list[str], rate: float, own_label: str) -> dict[str, Any]:
@@ -295,7 +301,8 @@ def format_table(result: dict[str, Any]) -> str:
                      f"{ms(row['p99_ms']):>9}{ms(row['max_ms']):>9}")
     for row in result["rows"][:2]:
         lines.append(f"{row['path']}: every {result['probe_every']}th event asked after at its owner: "
-                     f"{row['measured']} answered, {row['stale']} stale, {row['failed']} failed")
+                     f"{row['measured']} answered, {row['stale']} stale, {row['failed']} failed "
+                     f"{row.get('failures') or ''}")
     total = sum(s["applied"] for s in result["shares"])
     for s in result["shares"]:
         lines.append(f"instance {s['instance']}: applied {s['applied']:,} events ({s['applied'] / max(total, 1):.0%}),"
