@@ -173,6 +173,7 @@ def serving_rows(v: SystemView) -> list[tuple[str, str]]:
         ("model age", fmt_seconds(_model_age(v, r))),
         ("state freshness", fmt_seconds(v.maximum(r, find("freshness lag last", "freshness")))),
         ("cold-start answers", fmt_rate(v.rate(r, find("cold start total")))),
+        *_shard_rows(v),
     ]
 
 
@@ -199,6 +200,24 @@ def arm_rows(v: SystemView) -> list[tuple[str, ...]]:
             cells.append(fmt(sum(finite) / len(finite)) if finite else DASH)
         rows.append((*key, *cells))
     return rows
+
+
+def _shard_rows(v: SystemView) -> list[tuple[str, str]]:
+    """Sharded serving: each instance's share of the events and of the users (in URL order)."""
+    r = "serving"
+    instances = sorted((s for s in v.endpoints(r) if s.up), key=lambda s: s.url)
+    if len(instances) < 2:
+        return []
+
+    def each(*patterns: str) -> str:
+        name = v.find(r, *patterns)
+        return " / ".join(fmt_number(sum(x for _, x in s.samples.get(name, ()))) if name else DASH
+                          for s in instances)
+
+    return [("applied per instance", each("events applied total")),
+            ("item-side only", each("item side only total")),
+            ("users per instance", each("replica users")),
+            ("forwarded", _with_breakdown(v, r, v.find(r, "forwarded total"), "outcome"))]
 
 
 def _first_label(v: SystemView, role: str, name: str | None, candidates: tuple[str, ...]) -> str:
@@ -286,10 +305,19 @@ def render(view: SystemView) -> Group:
 # --- command line ----------------------------------------------------------------------------
 
 def default_targets(settings: Settings) -> dict[str, list[str]]:
+    """Each process's URLs: those the running ``up`` of the state directory names (every sharded
+    serving instance among them), else the port settings."""
+    from streamrec.kafka.runfile import running_system
+
     host = settings.http_host if settings.http_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-    return {"streams": [f"http://{host}:{settings.streams_web_port}"],
-            "learner": [f"http://{host}:{settings.learner_port}"],
-            "serving": [f"http://{host}:{settings.http_port}"]}
+    targets = {"streams": [f"http://{host}:{settings.streams_web_port}"],
+               "learner": [f"http://{host}:{settings.learner_port}"],
+               "serving": [f"http://{host}:{settings.http_port}"]}
+    named = (running_system(settings.state_dir) or {}).get("urls") or {}
+    for role in ROLES:
+        urls = [url for name, url in named.items() if name == role or name.startswith(f"{role}-")]
+        targets[role] = urls or targets[role]
+    return targets
 
 
 def _split(values: list[str] | None) -> list[str]:

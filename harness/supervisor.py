@@ -4,7 +4,10 @@ Starts the embedded broker on ``STREAMREC_BROKER_PORT`` (19092 unless set) unles
 ``KAFKA_BOOTSTRAP_SERVERS`` names a cluster, creates the topics, then runs the streams
 worker, the learner and serving as child processes with the same settings. A child that dies is restarted with exponential backoff; Ctrl-C or
 SIGTERM stops the children (SIGTERM, then SIGKILL after a grace period) and the broker.
-Each child's output goes to ``<state dir>/logs/<name>.log``.
+Each child's output goes to ``<state dir>/logs/<name>.log``. ``--serving-instances N`` runs N
+sharded serving instances (``serving-0`` … on ``STREAMREC_HTTP_PORT + i``,
+:mod:`harness.serving_instances`), each keeping the users of its share of the partitions and
+forwarding requests for the others'.
 
 Start-up fails fast, with a message and exit status 2, when another ``up`` runs on the same
 state directory, when a process's HTTP port or the embedded broker's port is taken (the
@@ -29,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.serving_instances import serving_instances
 from streamrec.kafka.lifetime import popen_tied
 from streamrec.settings import Settings
 
@@ -60,6 +64,10 @@ class Child:
     next_start: float = 0.0
     backoff: float = 1.0
     started_at: float = field(default_factory=time.monotonic)
+    name: str = ""         # the process's own name: its spec's, or serving-<i> for a sharded instance
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.spec.name
 
     def start(self) -> None:
         out = open(self.log_path, "ab")
@@ -82,7 +90,7 @@ class Child:
 class Supervisor:
     """Starts, watches and restarts the system's processes."""
 
-    def __init__(self, settings: Settings, only: list[str] | None = None):
+    def __init__(self, settings: Settings, only: list[str] | None = None, serving: int = 1):
         self.settings = settings
         self.children: list[Child] = []
         self._stop = threading.Event()
@@ -91,6 +99,12 @@ class Supervisor:
         env = {**os.environ, **settings.to_env()}
         for spec in PROCESSES:
             if only and spec.name not in only:
+                continue
+            if spec.name == "serving":
+                for instance in serving_instances(settings, serving):
+                    self.children.append(Child(spec, f"http://{settings.http_host}:{instance.port}",
+                                               logs / f"{instance.name}.log", {**env, **instance.env},
+                                               name=instance.name))
                 continue
             port = getattr(settings, spec.port_field)
             self.children.append(Child(spec, f"http://{settings.http_host}:{port}", logs / f"{spec.name}.log",
@@ -110,7 +124,7 @@ class Supervisor:
                         child.backoff = 1.0  # it stayed up: forget earlier crashes
                     continue
                 if child.next_start == 0.0:
-                    log.error("%s exited with %s; restarting in %.0fs (see %s)", child.spec.name,
+                    log.error("%s exited with %s; restarting in %.0fs (see %s)", child.name,
                               child.process.returncode, child.backoff, child.log_path)
                     child.next_start = now + child.backoff
                 elif now >= child.next_start and not self._stop.is_set():
@@ -133,7 +147,7 @@ class Supervisor:
         """
         from streamrec.kafka.runtime import StartupError
 
-        waiting = {child.spec.name: child for child in self.children}
+        waiting = {child.name: child for child in self.children}
         deadline = time.monotonic() + timeout
         while waiting and time.monotonic() < deadline:
             for name, child in list(waiting.items()):
@@ -150,7 +164,7 @@ class Supervisor:
         lines = [f"  Kafka           {self.settings.bootstrap_servers}{where}"]
         for child in self.children:
             paths = "/recommendations, /metrics" if child.spec.name == "serving" else "/metrics, /healthz, /readyz"
-            lines.append(f"  {child.spec.name:<15} {child.url}  ({paths}; log {child.log_path})")
+            lines.append(f"  {child.name:<15} {child.url}  ({paths}; log {child.log_path})")
         return "\n".join(lines)
 
 
@@ -172,21 +186,28 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--only", nargs="+", choices=[p.name for p in PROCESSES], help="start only these")
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds to wait for a configured broker to answer (default 30)")
+    parser.add_argument("--serving-instances", type=int, default=1, metavar="N",
+                        help="sharded serving: N instances on STREAMREC_HTTP_PORT + 0..N-1, each keeping the users "
+                             "of its share of the partitions (default 1; at most STREAMREC_PARTITIONS)")
     args = parser.parse_args(argv)
     settings = Settings.from_env(bootstrap_servers=args.bootstrap_servers)
+    try:
+        serving_instances(settings, args.serving_instances)
+    except ValueError as exc:
+        parser.error(str(exc))
     configure_logging(settings)
-    preflight(settings, args.only)
+    preflight(settings, args.only, args.serving_instances)
     broker_pid: list[int] = []
     with embedded_or_configured(settings, log_file=_broker_log(settings), port=settings.broker_port,
                                 on_start=lambda b: broker_pid.append(b.pid)) as settings:
         require_broker(settings, args.timeout)
-        sup = Supervisor(settings, args.only)
+        sup = Supervisor(settings, args.only, args.serving_instances)
         try:
             sup.start()
             late = sup.wait_started()
             write_run_file(settings.state_dir, bootstrap_servers=settings.bootstrap_servers,
                            broker_pid=broker_pid[0] if broker_pid else None,
-                           urls={c.spec.name: c.url for c in sup.children})
+                           urls={c.name: c.url for c in sup.children})
             note = f"\n  (not answering /healthz yet: {', '.join(late)})" if late else ""
             print("streamrec is up:\n" + sup.describe(embedded=bool(broker_pid)) + note + "\nCtrl-C to stop.",
                   flush=True)
@@ -198,7 +219,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def preflight(settings: Settings, only: list[str] | None = None) -> None:
+def preflight(settings: Settings, only: list[str] | None = None, serving: int = 1) -> None:
     """Refuse to start beside another ``up`` on this state directory or on a taken port.
 
     The embedded broker's port (``STREAMREC_BROKER_PORT``, when no Kafka is configured) is
@@ -217,6 +238,11 @@ def preflight(settings: Settings, only: list[str] | None = None) -> None:
     for spec in PROCESSES:
         if not only or spec.name in only:
             env = Settings.__dataclass_fields__[spec.port_field].metadata["env"]
+            if spec.name == "serving":
+                for i, instance in enumerate(serving_instances(settings, serving)):
+                    what = f"{instance.name} ({env}{f' + {i}' if i else ''})"
+                    check_port_free(settings.http_host, instance.port, what)
+                continue
             check_port_free(settings.http_host, getattr(settings, spec.port_field), f"{spec.name} ({env})")
     if not settings.bootstrap_servers and settings.broker_port:
         check_port_free("127.0.0.1", settings.broker_port, "embedded broker (STREAMREC_BROKER_PORT)")

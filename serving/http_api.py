@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
@@ -216,11 +216,13 @@ async def openapi(request: web.Request) -> web.Response:
 
 def build_app(service: RecommenderService, ready: Callable[[], list[str]],
               notes: Callable[[], list[str]] | None = None, ingest: EventIngest | None = None,
-              experiment_writer: ExperimentWriter | None = None) -> web.Application:
+              experiment_writer: ExperimentWriter | None = None, inner_middlewares: Sequence = ()) -> web.Application:
     """The HTTP application; ``ingest`` writes ``POST /events`` and ``experiment_writer`` the
-    experiment records of the admin API (None: those routes answer 503)."""
+    experiment records of the admin API (None: those routes answer 503); ``inner_middlewares``
+    run inside admission control (sharded serving's forwarding)."""
     settings = service.settings
-    app = web.Application(middlewares=make_middlewares(settings), client_max_size=settings.serving_max_body_bytes)
+    app = web.Application(middlewares=[*make_middlewares(settings), *inner_middlewares],
+                          client_max_size=settings.serving_max_body_bytes)
     app[SERVICE_KEY] = service
     app.router.add_get("/recommendations", recommendations_get, name="recommendations")
     # Same name as the GET: aiohttp then puts both on one resource, and the middleware counts,
@@ -304,7 +306,11 @@ def _recommendations_path(options: dict) -> dict:
                          "content": {"application/json": {"schema": _recommendations_schema()}}},
                  "400": {"description": "invalid input (the field is named)",
                          "content": {"application/json": {"schema": error}}},
-                 "413": {"description": "body too large"}, "503": {"description": "overloaded (Retry-After)"}}
+                 "413": {"description": "body too large"},
+                 "503": {"description": "overloaded, or (sharded serving) the instance that keeps the user is not "
+                                        "answering (Retry-After)"},
+                 "508": {"description": "sharded serving: a forwarded request reached an instance that does not "
+                                        "keep the user either (the instances' settings disagree)"}}
     query = [_query_parameter(n, schema) for n, schema in options.items()]
     return {"get": {"summary": "Top-k recommendations for a user", "parameters": query, "responses": responses},
             "post": {"summary": "Top-k recommendations with options in a JSON body",

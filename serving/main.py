@@ -75,7 +75,8 @@ async def serve(settings: Settings, *, topic_agent: bool = True) -> int:
     stopping.cancel()
     starting.result()
     tune_gc()
-    print(f"streamrec serving on {process.url} (model version {process.holder.current.version})", flush=True)
+    shard = f", instance {process.ownership.label}" if process.ownership.sharded else ""
+    print(f"streamrec serving on {process.url} (model version {process.holder.current.version}{shard})", flush=True)
     try:
         await stop.wait()
     finally:
@@ -85,7 +86,14 @@ async def serve(settings: Settings, *, topic_agent: bool = True) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, settings = parse_settings(build_parser(), argv)
+    from serving.ownership import Ownership, ShardingError
+
+    parser = build_parser()
+    args, settings = parse_settings(parser, argv)
+    try:
+        Ownership.from_settings(settings)   # before any broker or port: a contradiction ends here
+    except ShardingError as exc:
+        parser.error(str(exc))
     configure_logging(settings, process_name="serving")
     with embedded_or_configured(settings) as settings:
         # The wait for the broker is ServingProcess.start's (BrokerWatch.wait_reachable), on the

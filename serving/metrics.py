@@ -106,3 +106,15 @@ EXPERIMENT_RECORDS = Counter(
     "Records read from the experiments topic, by outcome (applied; stale: older than the one held; invalid; "
     "unsigned, bad_signature: refused under STREAMREC_MODEL_SIGNING_KEY; over_capacity: more live experiments "
     "than STREAMREC_SERVING_MAX_EXPERIMENTS; pin_failed: a pinned model version could not be loaded).", ["outcome"])
+# Sharded serving (serving.ownership, serving.forwarding); one instance (0/1) owns every partition.
+OWNED_PARTITIONS = Gauge("streamrec_serving_owned_partitions",
+                         "Events partitions whose users this serving instance keeps (all of them unless sharded).")
+EVENTS_ITEM_SIDE = Counter(
+    "streamrec_serving_events_item_side_only",
+    "Events of partitions another serving instance owns: learned into trending and co-occurrence only, "
+    "not applied to user state.")
+FORWARDED = Counter(
+    "streamrec_serving_forwarded",
+    "Requests for another instance's user sent on to it, by route and outcome (answered: the owner answered, "
+    "whatever its status; unreachable, timeout: answered 503 here; misrouted: a forwarded request for a user "
+    "this instance does not keep either, answered 508).", ["route", "outcome"])

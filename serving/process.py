@@ -23,8 +23,10 @@ from aiohttp import web
 from serving.event_ingest import EventIngest
 from serving.experiments import ExperimentRegistry
 from serving.experiments_api import ExperimentWriter
+from serving.forwarding import Forwarder
 from serving.http_api import build_app
 from serving.model_holder import ModelHolder
+from serving.ownership import Ownership
 from serving.recommender_service import RecommenderService
 from serving.replica_feeds import ReplicaFeeds, wait_until
 from serving.request_agent import RequestAgent
@@ -38,13 +40,15 @@ log = logging.getLogger(__name__)
 class ServingProcess:
     def __init__(self, settings: Settings, *, http: bool = True, topic_agent: bool = True):
         self.settings = settings
+        self.ownership = Ownership.from_settings(settings)   # 0/1 unless sharded: every user is ours
         self.replica = StateReplica(settings)
         self.holder = ModelHolder(settings, self.replica)
         self.experiments = ExperimentRegistry(settings, self.holder, self.replica.arm_quality)
         self.service = RecommenderService(settings, self.replica, self.holder, self.experiments)
-        self.feeds = ReplicaFeeds(settings, self.replica, self.holder, self.experiments)
+        self.feeds = ReplicaFeeds(settings, self.replica, self.holder, self.experiments, self.ownership)
+        self.forwarder = Forwarder(settings, self.ownership) if self.ownership.sharded else None
         # Always built: its producer writes POST /events even when it answers no topic requests.
-        self.agent = RequestAgent(settings, self.service, answer=topic_agent)
+        self.agent = RequestAgent(settings, self.service, answer=topic_agent, forwarder=self.forwarder)
         self.http_enabled = http
         self.watch = BrokerWatch(settings)
         self.ingest = EventIngest(settings, broker_problem=self._broker_problem)
@@ -104,13 +108,17 @@ class ServingProcess:
         # HTTP first, so /readyz explains (503, "broker ... unreachable") while the broker
         # is not there yet; then wait for it (retrying with backoff, however long it takes).
         if self.http_enabled:
-            app = build_app(self.service, self.not_ready, self.notes, self.ingest, self.experiment_writer)
+            app = build_app(self.service, self.not_ready, self.notes, self.ingest, self.experiment_writer,
+                            [self.forwarder.middleware()] if self.forwarder is not None else ())
             self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port, backlog=1024)
             await site.start()
             self.port = self._runner.addresses[0][1]
             log.info("serving HTTP on %s", self.url)
+        if self.ownership.sharded:
+            log.info("serving instance %s: keeps the users of partitions %s; forwards the others' to %s",
+                     self.ownership.label, self.ownership.owned_partitions(), ", ".join(self.ownership.peers))
         await self.watch.wait_reachable()
         self._watch_task = asyncio.create_task(self.watch.run())
         await self.feeds.start()
@@ -141,6 +149,8 @@ class ServingProcess:
             log.exception("request agent did not stop cleanly")
         await self.feeds.stop()
         await self.experiments.close()
+        if self.forwarder is not None:
+            await self.forwarder.close()
         self.holder.close()
 
     async def __aenter__(self) -> "ServingProcess":

@@ -14,6 +14,11 @@ beginning and keeps a full replica (see :mod:`serving.state_replica`).
 * ``experiments`` → :meth:`serving.experiments.ExperimentRegistry.apply_record` (when serving
   runs experiments).
 
+Sharded serving (``STREAMREC_SERVING_INSTANCE=i/N``, :mod:`serving.ownership`): the changelog
+feed reads only the partitions this instance owns, and the events feed applies user state only
+for those; the events of the other partitions are still read, for item-side state alone
+(:class:`serving.item_side.ItemSideFeed`), and still advance the read-your-writes positions.
+
 Readiness: each feed records the end offsets of its partitions when it starts and reports
 caught up once it has consumed up to them; the model feed is caught up at once when nothing
 was ever announced, else once every announcement up to that end offset is handled (the
@@ -30,7 +35,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from serving import metrics
 from serving.experiments import ExperimentRegistry
+from serving.item_side import ItemSideFeed
 from serving.model_holder import ModelHolder
+from serving.ownership import Ownership
 from serving.state_replica import StateReplica
 from streamrec.kafka.config import aiokafka_config, ensure_topics
 from streamrec.kafka.model_follower import follow_models, refusal_reason
@@ -47,11 +54,14 @@ class ReplicaFeeds:
     """Runs the consumers; ``caught_up`` says which sources have reached their start-up end."""
 
     def __init__(self, settings: Settings, replica: StateReplica, holder: ModelHolder,
-                 experiments: ExperimentRegistry | None = None):
+                 experiments: ExperimentRegistry | None = None, ownership: Ownership | None = None):
         self.settings = settings
         self.replica = replica
         self.holder = holder
         self.experiments = experiments
+        self.ownership = ownership or Ownership(partitions=settings.partitions)
+        self.item_side = ItemSideFeed(replica)
+        metrics.OWNED_PARTITIONS.set(len(self.ownership.owned_partitions()))
         self.caught_up: dict[str, bool] = {"events": False, "user_state": False, "items": False,
                                            "models": False}
         if experiments is not None:
@@ -73,7 +83,7 @@ class ReplicaFeeds:
         self._tasks = [
             asyncio.create_task(self._feed("events", s.topic(EVENTS), self._on_events, fetch_wait_ms=10)),
             asyncio.create_task(self._feed("user_state", changelog_topic(s, "user_state"), self._on_user_state,
-                                           may_be_missing=True)),
+                                           may_be_missing=True, owned_only=True)),
             asyncio.create_task(self._feed("items", s.topic(ITEMS), self._on_items)),
             asyncio.create_task(self._models()),
             asyncio.create_task(self.holder.run_pre_model_refresh(self.stop_event)),
@@ -91,16 +101,22 @@ class ReplicaFeeds:
 
     # --- handlers (run on the loop, one batch at a time) -------------------------------------
     def _on_events(self, tp: TopicPartition, messages: list) -> None:
+        owned = self.ownership.owns_partition(tp.partition)
         applied = 0
-        for msg in messages:
-            applied += _guarded("events", msg, self.replica.apply_events, tp.partition, msg.offset, msg.value) or 0
+        if owned:
+            for msg in messages:
+                applied += _guarded("events", msg, self.replica.apply_events, tp.partition, msg.offset,
+                                    msg.value) or 0
+        elif messages:   # another instance's users: item-side state only, the batch at once
+            applied = _guarded("events", messages[0], self.item_side.apply_messages, tp.partition,
+                               [(msg.offset, msg.value) for msg in messages]) or 0
         if messages:   # after the whole batch: a read-your-writes answer sees all of it
             self.replica.applied.advance(tp.partition, messages[-1].offset)
         if messages and messages[-1].timestamp and messages[-1].timestamp > 0:
             lag = max(0.0, time.time() - messages[-1].timestamp / 1000.0)
             metrics.FRESHNESS_LAG.observe(lag)
             metrics.FRESHNESS_LAST.set(lag)
-        metrics.EVENTS_APPLIED.inc(applied)
+        (metrics.EVENTS_APPLIED if owned else metrics.EVENTS_ITEM_SIDE).inc(applied)
         metrics.REPLICA_RECORDS.labels("events", "consumed").inc(len(messages))
         metrics.REPLICA_USERS.set(len(self.replica.users))
 
@@ -120,7 +136,7 @@ class ReplicaFeeds:
 
     # --- consumers -------------------------------------------------------------------------------
     async def _feed(self, name: str, topic: str, handler: Handler, *, fetch_wait_ms: int = 100,
-                    may_be_missing: bool = False) -> None:
+                    may_be_missing: bool = False, owned_only: bool = False) -> None:
         first_attempt = True
         backoff = 0.5
         while not self.stop_event.is_set():
@@ -130,6 +146,8 @@ class ReplicaFeeds:
             try:
                 await consumer.start()
                 partitions = await self._partitions(consumer, topic)
+                if owned_only:
+                    partitions = [tp for tp in partitions if self.ownership.owns_partition(tp.partition)]
                 if not partitions:
                     if may_be_missing and first_attempt:
                         self.caught_up[name] = True   # nothing written yet: nothing to catch up on

@@ -16,9 +16,13 @@ A message over ``serving_max_body_bytes`` gets a 413 error reply unread (so ``re
 model updates, experiments, requests, Faust's internal topics), so a client cannot make serving write into them.
 
 The agent runs in its own Faust app (``streamrec-serving``), so several serving processes
-form one consumer group and split the request partitions. Every serving process keeps a
-full replica of all users' state (:mod:`serving.state_replica`), so whichever worker gets a
-request's partition can answer it from the freshest state. Requests older than
+form one consumer group and split the request partitions. An unsharded serving process keeps
+a full replica of all users' state (:mod:`serving.state_replica`), so whichever worker gets a
+request's partition can answer it from the freshest state. Sharded instances
+(:mod:`serving.ownership`) are assigned request partitions by the group, not by ownership, so
+a request for a user another instance keeps is sent to it over HTTP
+(:meth:`RequestAgent.handle_routed`) and its answer, or its error (503 when it is down), is
+the reply. Requests older than
 ``serving_request_timeout_s`` (the client has given up) are dropped and counted instead of
 answered, so a backlog after a restart drains quickly.
 
@@ -39,8 +43,9 @@ import time
 import faust
 
 from serving import metrics
+from serving.forwarding import Forward, Forwarder, decide
 from serving.recommender_service import RecommenderService
-from serving.request_model import TOPIC_FIELDS, BodyTooDeep, RequestError, decode_object, parse_request
+from serving.request_model import TOPIC_FIELDS, BodyTooDeep, RecRequest, RequestError, decode_object, parse_request
 from streamrec.kafka.config import faust_broker_kwargs, shorten_fetch_wait
 from streamrec.settings import Settings
 from streamrec.contracts.topics import (EVENTS, EVENTS_DLQ, EXPERIMENTS, ITEMS, ITEMS_DLQ, MODEL_UPDATES,
@@ -56,9 +61,11 @@ _MAX_REPLY_TOPICS = 256
 class RequestAgent:
     """The Faust app and agent answering ``rec-requests``."""
 
-    def __init__(self, settings: Settings, service: RecommenderService, answer: bool = True):
+    def __init__(self, settings: Settings, service: RecommenderService, answer: bool = True,
+                 forwarder: Forwarder | None = None):
         self.settings = s = settings
         self.service = service
+        self.forwarder = forwarder   # sharded serving: requests for other instances' users go there
         self.answering = answer
         (s.state_dir / "faust-serving").mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
@@ -137,8 +144,31 @@ class RequestAgent:
         reply may go to) with its ``request_id``, as far as the message lets them be read: a
         body too deep to decode still gives up its top-level fields.
         """
+        envelope, req, body, outcome = self._parse(raw)
+        if req is not None:
+            body, outcome = self._attempt(envelope, self.service.recommend, req)
+        return self._reply(envelope, body, outcome)
+
+    async def handle_routed(self, raw: bytes | None) -> tuple[str, bytes, bytes]:
+        """:meth:`handle`, but a request for a user another serving instance keeps is answered by it
+        (sharded serving, :mod:`serving.forwarding`): its answer, or its error, becomes the reply."""
+        envelope, req, _, _ = self._parse(raw)
+        target = decide(self.forwarder.ownership, req.user_id, None) if req is not None else None
+        if not isinstance(target, Forward):
+            return self.handle(raw)
+        status, answer = await self.forwarder.recommend(target, {k: v for k, v in envelope.items()
+                                                                if k != "reply_to"})
+        if status == 200:
+            return self._reply(envelope, answer, "ok")
+        error = {"error": answer.get("error", "error"), "field": answer.get("field"), "status": status}
+        return self._reply(envelope, error, "client_error" if status < 500 else "error")
+
+    def _parse(self, raw: bytes | None) -> tuple[dict, RecRequest | None, dict | None, str]:
+        """(envelope, the request, or None and the error reply's body and outcome)."""
         envelope: dict = {}
-        try:
+
+        def parse() -> RecRequest:
+            nonlocal envelope
             if raw is not None and len(raw) > self.settings.serving_max_body_bytes:
                 raise RequestError("body", f"request larger than {self.settings.serving_max_body_bytes} bytes",
                                    status=413)
@@ -152,17 +182,23 @@ class RequestAgent:
             self._check_reply_to(envelope.get("reply_to"))
             if self._ids(envelope)[0] is None:
                 raise RequestError("request_id", "is required on the request topic")
-            req = parse_request({k: v for k, v in envelope.items() if k != "reply_to"}, self.settings,
-                                allowed=TOPIC_FIELDS)
-            body = self.service.recommend(req)
-            outcome = "ok"
+            return parse_request({k: v for k, v in envelope.items() if k != "reply_to"}, self.settings,
+                                 allowed=TOPIC_FIELDS)
+
+        result, outcome = self._attempt(envelope, parse)
+        return (envelope, result, None, outcome) if outcome == "ok" else (envelope, None, result, outcome)
+
+    def _attempt(self, envelope: dict, work, *args) -> tuple:
+        """``(work(*args), "ok")``, or an error reply's body and outcome: a failure still gets an answer."""
+        try:
+            return work(*args), "ok"
         except RequestError as exc:
-            body = {"error": exc.message, "field": exc.field, "status": exc.status}
-            outcome = "client_error"
-        except Exception as exc:   # an internal failure still gets an answer
+            return {"error": exc.message, "field": exc.field, "status": exc.status}, "client_error"
+        except Exception as exc:
             log.exception("request %r failed", self._ids(envelope)[0])
-            body = {"error": f"internal error: {type(exc).__name__}", "field": None, "status": 500}
-            outcome = "error"
+            return {"error": f"internal error: {type(exc).__name__}", "field": None, "status": 500}, "error"
+
+    def _reply(self, envelope: dict, body: dict, outcome: str) -> tuple[str, bytes, bytes]:
         if outcome != "ok":
             request_id, user_id = self._ids(envelope)
             body = {"request_id": request_id, "user_id": user_id, **body}
@@ -179,7 +215,8 @@ class RequestAgent:
             if sent_at and time.time() - sent_at > timeout:
                 metrics.REQUESTS.labels("topic", "recommendations", "expired").inc()
                 continue
-            reply_to, key, value = self.handle(event.value)
+            reply_to, key, value = (self.handle(event.value) if self.forwarder is None
+                                    else await self.handle_routed(event.value))
             try:
                 await self._reply_topic(reply_to).send(key=key, value=value)
             except Exception:

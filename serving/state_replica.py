@@ -165,10 +165,7 @@ class StateReplica:
             counted.extend(user.unique)
             fresh.extend(user.applied)
         if counted:
-            evs = [located[k][0] for k in counted]
-            self.trending.add([ev.item_id for ev in evs], (ev.timestamp for ev in evs),
-                              popularity_weights(evs, self.semantics))
-            self._learn_cooccurrence(evs)
+            self.learn_item_side([located[k][0] for k in counted])
         # Each user's next event scores the list served to them before it; a negative event is
         # no such request (as in the evaluation), so the list waits for the next other one.
         wanted = [located[k][0] for k in fresh if not self.semantics.negative(located[k][0])]
@@ -184,6 +181,16 @@ class StateReplica:
         if state is None:
             state = self.users[user_id] = UserState.empty(self.settings.vector_dim)
         return state
+
+    def learn_item_side(self, events: list[Event]) -> None:
+        """Learn trending and co-occurrence from events that are not ``event_id`` duplicates.
+
+        Item-side state is learned from every event on every instance: a sharded instance
+        calls this for the events of users it does not keep as well (:mod:`serving.item_side`).
+        """
+        self.trending.add([ev.item_id for ev in events], (ev.timestamp for ev in events),
+                          popularity_weights(events, self.semantics))
+        self._learn_cooccurrence(events)
 
     def _learn_cooccurrence(self, events: list[Event]) -> None:
         if self.cooccurrence is None:

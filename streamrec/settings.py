@@ -302,6 +302,19 @@ class Settings:
         "Bearer token of the serving admin API (/admin/*: list, promote or roll back model versions, reload; "
         "create, list and stop experiments). "
         "Unset: the admin API does not exist (404).")
+    serving_instance: str = setting(
+        "0/1", "STREAMREC_SERVING_INSTANCE",
+        "Sharded serving: this instance is i of N (\"i/N\") and keeps the user state of the events partitions p "
+        "with p % N == i; a request for another instance's user is forwarded to it. 0/1: one instance keeps "
+        "every user.")
+    serving_peers: str = setting(
+        "", "STREAMREC_SERVING_PEERS",
+        "Sharded serving: the base URLs of instances 0 to N-1, comma-separated, in instance order (this "
+        "instance's own included). Required when N > 1.")
+    serving_forward_timeout_s: float = setting(
+        3.0, "STREAMREC_SERVING_FORWARD_TIMEOUT_S",
+        "Sharded serving: longest wait for the owning instance to answer a forwarded request (then 503). Keep it "
+        "above STREAMREC_SERVING_READ_YOUR_WRITES_WAIT_S: a forwarded after= request waits there.")
 
     # --- Evaluation -----------------------------------------------------------------------
     eval_k: int = setting(

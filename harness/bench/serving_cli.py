@@ -20,6 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overload-factor", type=float, default=2.0,
                         help="overload row: this many times the measured sustainable HTTP rate")
     parser.add_argument("--overload-duration", type=float, default=10.0, help="seconds of overload")
+    parser.add_argument("--instances", type=int, default=1,
+                        help="sharded serving: run N instances instead (each one's share of the events, "
+                             "event-to-visible on the owner, local and forwarded answers at --rate, "
+                             "N real serve processes; "
+                             "harness.bench.sharded_serving)")
     parser.add_argument("--out", type=Path, default=Path("results/bench-serving.json"), help="JSON output")
 
 
@@ -28,6 +33,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from harness.bench.serving import format_table, run_serving_bench
 
     logging.basicConfig(level=logging.WARNING)
+    if args.instances > 1:
+        from harness.bench.sharded_serving import format_table as sharded_table, run_sharded_bench
+
+        result = run_sharded_bench(settings, instances=args.instances, event_rate=args.event_rate,
+                                   n_events=args.events, http_rate=args.rate, n_items=args.items,
+                                   n_users=args.users, out=args.out)
+        print(sharded_table(result))
+        print(f"written to {args.out} and {write_bench_plot(result, args.out)}")
+        return 0
     result = run_serving_bench(settings, rate=args.rate, duration_s=args.duration, topic_rate=args.topic_rate,
                                topic_duration_s=args.topic_duration, n_items=args.items, n_users=args.users,
                                event_rate=args.event_rate, n_events=args.events,

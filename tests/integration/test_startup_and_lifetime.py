@@ -65,11 +65,14 @@ def run(args: list[str], env: dict[str, str], timeout: float = 120.0) -> subproc
 def up_serving(tmp_path, request):
     """``streamrec up --only serving`` with its embedded broker, in a process group of its own.
 
-    Indirect parameter: extra environment (e.g. a fixed ``STREAMREC_BROKER_PORT``).
+    Indirect parameter: extra environment (e.g. a fixed ``STREAMREC_BROKER_PORT``), and under
+    ``UP_ARGS`` more arguments of ``up``.
     """
     state = tmp_path / "state"
-    env = command_env(state, STREAMREC_HTTP_PORT=str(free_port()), **getattr(request, "param", {}))
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "up", "--only", "serving"], env=env,
+    extra = dict(getattr(request, "param", {}))
+    args = extra.pop("UP_ARGS", "").split()
+    env = command_env(state, **{"STREAMREC_HTTP_PORT": str(free_port()), **extra})
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "up", "--only", "serving", *args], env=env,
                             stdout=open(tmp_path / "up.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
     left: list[int] = []
     try:
