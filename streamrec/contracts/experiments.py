@@ -54,6 +54,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from streamrec.contracts.fields import FieldError
 from streamrec.contracts.model_store import Announcement
 from streamrec.contracts.signing import canonical, sign, signature_problem
 
@@ -70,12 +71,8 @@ SPEC_FIELDS = ("name", "description", "arms")
 RECORD_FIELDS = (*SPEC_FIELDS, "created_at", "updated_at", "stopped_at", "hmac")
 
 
-class SpecError(ValueError):
+class SpecError(FieldError):
     """An experiment spec or record that is not valid; ``field`` names what is wrong (``arms[1].share``)."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field, self.message = field, message
 
 
 @dataclass(frozen=True)

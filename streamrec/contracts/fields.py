@@ -20,6 +20,15 @@ from __future__ import annotations
 import math
 
 
+class FieldError(ValueError):
+    """A request part that breaks its rule: ``field`` names where (an API answers 400 naming it),
+    ``message`` says why. Request filters and experiment specs raise their own kinds of it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
 class InvalidEvent(ValueError):
     """One record fails the contract: ``reason`` (a dead-letter reason code), ``detail``, and
     the ``field`` at fault when one is (``POST /events`` names it to the client)."""

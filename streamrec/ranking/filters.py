@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from streamrec.contracts.fields import FieldError
 from streamrec.contracts.items import Scalar, attribute_name_problem, scalar_problem
 from streamrec.state.catalogue import Catalogue
 from streamrec.state.item_attributes import COMPARISONS, ItemAttributes
@@ -62,12 +63,8 @@ MAX_VALUES = 1000
 _EXAMPLE = '{"category": "books", "price": {"lt": 20}}'
 
 
-class FilterError(ValueError):
+class FilterError(FieldError):
     """A malformed filter; ``field`` names where (``filters``, ``filters.<attribute>[.<operator>]``)."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field, self.message = field, message
 
 
 @dataclass(frozen=True)
