@@ -23,9 +23,12 @@ packed, so waiting for the broker never holds up recommendations.
 
 Examples
 --------
+With serving at ``url`` (a running system; not run as a doctest):
+
 >>> import json, urllib.request                                                   # doctest: +SKIP
->>> body = json.dumps({"user_id": "196", "item_id": "242", "event_type": "click", "timestamp": 1.7e9})
->>> json.load(urllib.request.urlopen(urllib.request.Request(url + "/events", body.encode(), method="POST")))
+>>> body = json.dumps({"user_id": "196", "item_id": "242", "event_type": "click", "timestamp": 1.7e9})  # doctest: +SKIP
+>>> json.load(urllib.request.urlopen(urllib.request.Request(url + "/events", body.encode(),  # doctest: +SKIP
+...                                                         method="POST")))
 {'accepted': 1, 'token': 'p2:1041'}
 """
 from __future__ import annotations
