@@ -58,10 +58,11 @@ def with_interval(value, interval, signed: bool = False) -> str:
 
 
 def compact(value, interval, signed: bool = False) -> str:
-    """``value [low, high]``, the bounds to three places: the summary's shorter form."""
-    text = _number(value, signed)
+    """``value [low, high]``, the bounds of a mean to three places (a difference's to four):
+    the summary's shorter form."""
+    text, digits = _number(value, signed), 4 if signed else 3
     if interval and all(v is not None and math.isfinite(v) for v in interval):
-        text += f" [{_number(interval[0], signed, 3)}, {_number(interval[1], signed, 3)}]"
+        text += f" [{_number(interval[0], signed, digits)}, {_number(interval[1], signed, digits)}]"
     return text
 
 

@@ -98,6 +98,6 @@ def test_summary_has_a_line_per_method_and_per_full_sweep_point():
     lines = tables.summary_section(doc)
     assert lines[2] == "| method | HR@10 | NDCG@10 | recall@10 | MAP@10 | HR@10 cold | HR@10 warm | Δ HR@10 vs base |"
     assert lines[4].startswith("| base | 0.5000 [0.490, 0.510] |") and lines[4].endswith("| (the baseline) |")
-    assert lines[5].endswith("| 0.3000 | 0.4000 | -0.2500 [-0.300, -0.200] |")
-    assert lines[6].startswith("| system (diversity 0) | 0.6250 |") and lines[6].endswith("+0.1250 [+0.100, +0.150] |")
+    assert lines[5].endswith("| 0.3000 | 0.4000 | -0.2500 [-0.3000, -0.2000] |")
+    assert lines[6].startswith("| system (diversity 0) | 0.6250 |") and lines[6].endswith("+0.1250 [+0.1000, +0.1500] |")
     assert len(lines) == 8          # the point that served one request of four has no line
