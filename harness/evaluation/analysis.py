@@ -137,7 +137,7 @@ class RequestAnalysis:
             "relevance": f"recall@k, precision@k and MAP@k: relevant = the user's next {self.next_items} new "
                          "items (the chosen one first); HR@k, NDCG@k and MRR: the chosen item only",
             "cold": f"a request is cold when its user had fewer than {self.cold_events} earlier events",
-            "bootstrap": ({"resamples": self.bootstrap.resamples, "seed": SEED, "unit": "user",
+            "bootstrap": ({"resamples": self.bootstrap.resamples, "seed": self.bootstrap.seed, "unit": "user",
                            "interval": "percentile, 95%", "users": self.bootstrap.n_users}
                           if self.bootstrap is not None else None),
         }

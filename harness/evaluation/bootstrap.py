@@ -50,6 +50,7 @@ class UserBootstrap:
     def __init__(self, users: np.ndarray, resamples: int = 1000, seed: int = SEED):
         _, self.user_of = np.unique(np.asarray(users), return_inverse=True)
         self.n_users = int(self.user_of.max(initial=-1)) + 1
+        self.seed = seed
         rng = np.random.default_rng(seed)
         # float32: counts of draws are small integers, exact in float32, and the matrix is
         # (resamples x users), the one large array here.
