@@ -231,7 +231,7 @@ def run_sharded_bench(settings: Settings, *, instances: int = 2, event_rate: flo
     result = {"benchmark": "serving", "variant": "sharded", "date": time.strftime("%Y-%m-%d"), "items": n_items,
               "index": "flat" if n_items <= settings.serving_hnsw_threshold else "hnsw", "users": n_users,
               "instances": instances, "partitions": settings.partitions,
-              "setup_s": time.perf_counter() - started, "rows": rows, "shares": many["shares"],
+              "elapsed_s": time.perf_counter() - started, "rows": rows, "shares": many["shares"],
               "http_statuses": http["statuses"], "apply_cost": apply_cost(settings, seed=seed),
               "targets": {"event_to_visible_p99_ms": 100.0}}
     if out is not None:
