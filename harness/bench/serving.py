@@ -31,7 +31,7 @@ import json
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -191,7 +191,9 @@ async def _topic_load(settings: Settings, users: list[str], rate: float, count: 
 
 
 def _event_to_visible(settings: Settings, replica, users: list[str], n_items: int, rate: float,
-                      count: int, seed: int) -> dict[str, Any]:
+                      count: int, seed: int, measured: Callable[[str], bool] | None = None) -> dict[str, Any]:
+    """Events for ``users`` at ``rate``; how long each took to show in ``replica`` (only those of the
+    users ``measured`` says, when given: sharded serving's instance keeps only its own)."""
     from confluent_kafka import Producer
 
     from streamrec.contracts.events import encode_events
@@ -228,7 +230,8 @@ def _event_to_visible(settings: Settings, replica, users: list[str], n_items: in
             producer.produce(settings.topic(EVENTS), key=user.encode(), on_delivery=on_delivery(sent),
                              value=encode_events([{"user_id": user, "item_id": f"item-{int(rng.integers(n_items))}",
                                                    "event_type": "view", "timestamp": t_event + sent * 1e-3}]))
-            waiting.append((sent, user, expected[user]))
+            if measured is None or measured(user):
+                waiting.append((sent, user, expected[user]))
             sent += 1
         producer.poll(0)
         still = []

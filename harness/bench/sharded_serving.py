@@ -2,29 +2,28 @@
 the events, event-to-visible latency on the owner, and what a forwarded request costs.
 
 Set-up as in :mod:`harness.bench.serving` (a synthetic model version, its catalogue on
-``items``, users with history), then, on the same broker, real ``streamrec serve`` processes:
+``items``, users with history), then, on the same broker:
 
-* **one instance** (the baseline of the same run) and then **N instances**
-  (``STREAMREC_SERVING_INSTANCE=i/N``): events produced at ``event_rate`` per second; every
-  ``probe_every``-th event, once the broker acknowledged it, is asked after at the instance
-  that owns its user: ``GET /recommendations?after=<its position>`` (read-your-writes), so the
-  latency runs from the acknowledgement to an answer that reflects the event, computing that
-  answer included, as a client sees it (admission control is relaxed for the run: a probe
-  shed with 503 would leave the slowest events out). Each instance's events applied to user
-  state and learned for item-side state only during the phase are read from its ``/metrics``;
-* **forwarding**: ``GET /recommendations`` for every user at ``http_rate`` per second, all
-  sent to instance 0, timed separately for the answers it computed and those it forwarded to
-  their owner;
+* **one instance** (the baseline of the same run), in this process, as ``streamrec bench
+  serving`` runs it: events for every user at ``event_rate`` per second, each timed from the
+  broker's acknowledgement to the moment the replica has applied it (polled every 0.5 ms);
+* **N instances** (``STREAMREC_SERVING_INSTANCE=i/N``): instance 0 in this process, the
+  others real ``streamrec serve`` processes. The same kind of events for every user; the
+  latency is measured on instance 0 for its own users' events, the same way. Each instance's
+  events applied to user state and learned for item-side state only during the phase (its
+  replica, or its ``/metrics``);
+* **forwarding**: ``GET /recommendations`` for every user once at ``http_rate`` per second, all
+  sent to instance 0 from a load generator in its own process, timed separately for the
+  answers instance 0 computed and those it forwarded to their owner;
 * **apply cost**, in process and without Kafka: CPU time per event of the owner's path
   (decode, user state, item-side state) against the item-side-only path of the other
   instances (one message at a time, as live traffic trickles in, and a hundred at a time, as
   a catch-up fetches them), and the memory each keeps per user (``tracemalloc``).
 
-The instances, the broker and this process share the machine's cores.
+Everything, the broker included, shares the machine's cores.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import tracemalloc
@@ -34,106 +33,58 @@ from typing import Any
 
 import numpy as np
 
-from harness.bench.serving import _percentiles, _prepare, at_fixed_rate
+from harness.bench.serving import _event_to_visible, _in_subprocess, _percentiles, _prepare, at_fixed_rate
 from streamrec.settings import Settings
 
 
-def _start(settings: Settings, count: int, n_users: int) -> list:
-    """``count`` ``streamrec serve`` processes (instance i of count), ready with the model and every user."""
+def _start(settings: Settings, count: int, n_users: int) -> tuple[Any, list]:
+    """Instance 0 of ``count`` in this process, the others ``streamrec serve`` processes; ready with
+    the model and every user. Returns (instance 0's ServingThread, the processes)."""
     from harness.chaos.restart import counter
     from harness.polling import wait_or_fail
     from harness.processes import Proc
+    from serving.process import ServingThread
+    from streamrec.kafka.embedded import free_port
 
-    procs = [Proc("serve", settings.replace(serving_instance=f"{i}/{count}"), "http_port") for i in range(count)]
-    for proc in procs:
-        if count > 1:
-            proc.extra_env["STREAMREC_SERVING_PEERS"] = ",".join(p.url for p in procs)
-        proc.extra_env["STREAMREC_LOG_LEVEL"] = "WARNING"
+    port = free_port(settings.http_host)
+    procs = [Proc("serve", settings.replace(serving_instance=f"{i}/{count}"), "http_port") for i in range(1, count)]
+    peers = ",".join([f"http://{settings.http_host}:{port}", *(p.url for p in procs)]) if count > 1 else ""
+    thread = None
     try:
         for proc in procs:
+            proc.extra_env.update({"STREAMREC_SERVING_PEERS": peers, "STREAMREC_LOG_LEVEL": "WARNING"})
             proc.start()
+        thread = ServingThread(settings.replace(http_port=port, serving_instance=f"0/{count}", serving_peers=peers),
+                               topic_agent=False).start(180)
         for proc in procs:
             proc.wait_ready(180)
-        wait_or_fail(lambda: all(counter(p.url, "streamrec_serving_model_version") >= 1 for p in procs)
-                     and sum(counter(p.url, "streamrec_serving_replica_users") for p in procs) >= n_users,
-                     180, "every user's state and the model")
+        own = thread.process
+        wait_or_fail(lambda: own.holder.current.version >= 1
+                     and all(counter(p.url, "streamrec_serving_model_version") >= 1 for p in procs)
+                     and len(own.replica.users) + sum(counter(p.url, "streamrec_serving_replica_users")
+                                                      for p in procs) >= n_users,
+                     180, "every user's state and the model on every instance")
     except BaseException:
-        for proc in procs:
-            proc.stop()
+        _stop(thread, procs)
         raise
-    return procs
+    return thread, procs
 
 
-def _counts(procs: list) -> list[tuple[float, float]]:
+def _stop(thread, procs: list) -> None:
+    if thread is not None:
+        thread.stop()
+    for proc in procs:
+        proc.stop()
+
+
+def _counts(thread, procs: list) -> list[tuple[float, float]]:
+    """(events applied to user state, events learned item-side only) of each instance, in order."""
     from harness.chaos.restart import counter
 
-    return [(counter(p.url, "streamrec_serving_events_applied_total"),
-             counter(p.url, "streamrec_serving_events_item_side_only_total")) for p in procs]
-
-
-async def _event_to_visible(settings: Settings, urls: list[str], users: list[str], n_items: int, rate: float,
-                            count: int, probe_every: int, seed: int) -> dict[str, Any]:
-    """Events at ``rate``; every ``probe_every``-th asked after at its owner, from its acknowledgement."""
-    import aiohttp
-    from confluent_kafka import Producer
-
-    from streamrec.contracts.events import encode_events, owner_partition
-    from streamrec.contracts.topics import EVENTS
-    from streamrec.kafka.config import producer_config
-
-    producer = Producer(producer_config(settings, **{"linger.ms": 0}))
-    rng = np.random.default_rng(seed)
-    latencies: list[float] = []
-    outcome = {"stale": 0, "failed": 0, "delivery_failures": 0}
-    failures: dict[str, int] = {}   # by status or error kind
-
-    def failed(kind: str) -> None:
-        outcome["failed"] += 1
-        failures[kind] = failures.get(kind, 0) + 1
-
-    probes: list[asyncio.Task] = []
-    t_event = time.time() - 3600.0
-
-    async def probe(session, user: str, partition: int, offset: int, acked: float) -> None:
-        url = urls[owner_partition(user, settings.partitions) % len(urls)]
-        params = {"user_id": user, "k": "10", "after": f"p{partition}:{offset}"}
-        try:
-            async with session.get(f"{url}/recommendations", params=params) as response:
-                answer = await response.json()
-            if response.status != 200:
-                failed(str(response.status))
-            elif answer.get("stale"):
-                outcome["stale"] += 1
-            else:
-                latencies.append(time.perf_counter() - acked)
-        except Exception as exc:
-            failed(type(exc).__name__)
-
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        def on_delivery(n: int, user: str):
-            def callback(err, msg):
-                if err is not None:
-                    outcome["delivery_failures"] += 1
-                elif n % probe_every == 0:
-                    probes.append(asyncio.ensure_future(probe(session, user, msg.partition(), msg.offset(),
-                                                              time.perf_counter())))
-            return callback
-
-        start, sent = time.perf_counter(), 0
-        while sent < count:
-            while sent < count and start + sent / rate <= time.perf_counter():
-                user = users[int(rng.integers(len(users)))]
-                producer.produce(settings.topic(EVENTS), key=user.encode(), on_delivery=on_delivery(sent, user),
-                                 value=encode_events([{"user_id": user, "item_id": f"item-{int(rng.integers(n_items))}",
-                                                       "event_type": "view", "timestamp": t_event + sent * 1e-3}]))
-                sent += 1
-            producer.poll(0)
-            await asyncio.sleep(0.0005)
-        while producer.flush(0.01):
-            await asyncio.sleep(0)
-        await asyncio.gather(*probes)
-    return {"path": "event_to_visible", "target_rate": rate, "events": count, "probes": len(probes),
-            "measured": len(latencies), **outcome, "failures": failures, **_percentiles(latencies)}
+    own = thread.process
+    return [(own.replica.events_applied, own.feeds.item_side.events_learned),
+            *((counter(p.url, "streamrec_serving_events_applied_total"),
+               counter(p.url, "streamrec_serving_events_item_side_only_total")) for p in procs)]
 
 
 async def _forwarding_load(url: str, users: list[str], rate: float, own_label: str) -> dict[str, Any]:
@@ -234,52 +185,55 @@ def apply_cost(settings: Settings, n_users: int = 2_000, n_items: int = 1_000, n
 
 
 def _phase(settings: Settings, instances: int, users: list[str], n_items: int, event_rate: float, n_events: int,
-           probe_every: int, http_rate: float | None, seed: int) -> dict[str, Any]:
-    """Start ``instances`` serving processes, measure, stop them."""
-    procs = _start(settings, instances, len(users))
+           http_rate: float | None, seed: int) -> dict[str, Any]:
+    """Start ``instances`` instances, measure, stop them."""
+    from serving.main import tune_gc
+
+    thread, procs = _start(settings, instances, len(users))
     try:
-        urls = [p.url for p in procs]
-        before = _counts(procs)
-        row = asyncio.run(_event_to_visible(settings, urls, users, n_items, event_rate, n_events, probe_every, seed))
-        after = _counts(procs)
+        tune_gc()   # as `streamrec serve` does once it is ready
+        own = thread.process
+        before = _counts(thread, procs)
+        row = _event_to_visible(settings, own.replica, users, n_items, event_rate, n_events, seed,
+                                measured=own.ownership.owns if instances > 1 else None)
+        after = _counts(thread, procs)
         shares = [{"instance": f"{i}/{instances}", "applied": int(a1 - a0), "item_side_only": int(l1 - l0)}
                   for i, ((a0, l0), (a1, l1)) in enumerate(zip(before, after))]
-        http = asyncio.run(_forwarding_load(urls[0], users, http_rate, f"0/{instances}")) if http_rate else None
+        http = _in_subprocess(_forwarding_load, thread.url, users, http_rate, own.ownership.label) if http_rate \
+            else None
     finally:
-        for proc in procs:
-            proc.stop()
+        _stop(thread, procs)
     return {"row": {**row, "instances": instances}, "shares": shares, "http": http}
 
 
-def run_sharded_bench(settings: Settings, *, instances: int = 2, event_rate: float = 1000.0, n_events: int = 6000,
-                      probe_every: int = 10, http_rate: float = 200.0, n_items: int = 10_000, n_users: int = 2_000,
+def run_sharded_bench(settings: Settings, *, instances: int = 2, event_rate: float = 1000.0, n_events: int = 3000,
+                      http_rate: float = 200.0, n_items: int = 10_000, n_users: int = 2_000,
                       out: Path | None = None, seed: int = 0) -> dict[str, Any]:
     """Run the benchmark against ``settings``' cluster (topics under a fresh prefix)."""
+    import sys
     import tempfile
 
-    # Admission control relaxed: a probe shed with 503 would leave its (slow) event out of the
-    # latencies. A probe waits up to 5 s for its event; a forward waits for its owner's queue.
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    sys.setswitchinterval(0.0005)   # as `streamrec serve` does (see serving.main.serve)
     settings = settings.replace(topic_prefix=f"{settings.topic_prefix}bench-{uuid.uuid4().hex[:6]}-",
                                 partitions=max(settings.partitions, instances),
-                                state_dir=Path(tempfile.mkdtemp(prefix="streamrec-bench-")),
-                                serving_queue_target_s=5.0, serving_queue_timeout_s=10.0,
-                                serving_read_your_writes_wait_s=5.0, serving_forward_timeout_s=20.0)
+                                state_dir=Path(tempfile.mkdtemp(prefix="streamrec-bench-")))
     started = time.perf_counter()
     users = _prepare(settings, n_items, n_users, seed)
-    one = _phase(settings, 1, users, n_items, event_rate, n_events, probe_every, None, seed)
-    many = _phase(settings, instances, users, n_items, event_rate, n_events, probe_every, http_rate, seed + 1)
+    one = _phase(settings, 1, users, n_items, event_rate, n_events, None, seed)
+    many = _phase(settings, instances, users, n_items, event_rate, n_events, http_rate, seed + 1)
     http = many["http"]
     rows = [one["row"], {**many["row"], "path": f"event_to_visible_x{instances}"},
             *({"path": f"http_{kind}", "target_rate": http_rate, "requests": http[kind]["count"], **http[kind]}
               for kind in ("local", "forwarded"))]
     result = {"benchmark": "serving", "variant": "sharded", "date": time.strftime("%Y-%m-%d"), "items": n_items,
               "index": "flat" if n_items <= settings.serving_hnsw_threshold else "hnsw", "users": n_users,
-              "instances": instances, "partitions": settings.partitions, "probe_every": probe_every,
-              "setup_s": time.perf_counter() - started, "rows": rows, "shares": many["shares"],
-              "shares_one_instance": one["shares"], "http_statuses": http["statuses"],
-              "apply_cost": apply_cost(settings, seed=seed), "targets": {"event_to_visible_p99_ms": 100.0},
-              "admission": {"queue_target_s": settings.serving_queue_target_s,
-                            "queue_timeout_s": settings.serving_queue_timeout_s}}
+              "instances": instances, "partitions": settings.partitions,
+              "elapsed_s": time.perf_counter() - started, "rows": rows, "shares": many["shares"],
+              "http_statuses": http["statuses"], "apply_cost": apply_cost(settings, seed=seed),
+              "targets": {"event_to_visible_p99_ms": 100.0}}
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2))
@@ -300,9 +254,9 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"{row['path']:<24}{row['target_rate']:>8.0f}{count:>7}{ms(row['p50_ms']):>9}"
                      f"{ms(row['p99_ms']):>9}{ms(row['max_ms']):>9}")
     for row in result["rows"][:2]:
-        lines.append(f"{row['path']}: every {result['probe_every']}th event asked after at its owner: "
-                     f"{row['measured']} answered, {row['stale']} stale, {row['failed']} failed "
-                     f"{row.get('failures') or ''}")
+        whose = "every user's" if row["instances"] == 1 else f"instance 0/{row['instances']}'s users'"
+        lines.append(f"{row['path']}: {row['measured']:,} of {whose} events timed, {row['unresolved']} never seen, "
+                     f"{row['delivery_failures']} not delivered")
     total = sum(s["applied"] for s in result["shares"])
     for s in result["shares"]:
         lines.append(f"instance {s['instance']}: applied {s['applied']:,} events ({s['applied'] / max(total, 1):.0%}),"
