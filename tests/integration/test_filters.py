@@ -7,9 +7,7 @@ naming the field."""
 from __future__ import annotations
 
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 
 import numpy as np
 import pytest
@@ -17,6 +15,7 @@ from confluent_kafka import Producer
 
 from harness.polling import wait_until
 from harness.processes import Proc
+from tests.processes import json_request
 from streamrec.client import RecClient, RecRequestError, TopicRecClient
 from streamrec.contracts import model_store
 from streamrec.contracts.events import encode_events
@@ -46,14 +45,9 @@ def _vectors() -> np.ndarray:
 
 
 def http(url: str, body: dict | None = None) -> tuple[int, dict]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method="POST" if data else "GET",
-                                     headers={"Content-Type": "application/json"} if data else {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    if body is None:
+        return json_request(url)
+    return json_request(url, "POST", json.dumps(body).encode(), {"Content-Type": "application/json"})
 
 
 def _ids(answer: dict) -> list[str]:

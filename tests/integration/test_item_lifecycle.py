@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 
 import pytest
@@ -16,6 +14,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from harness.polling import wait_until
 from harness.processes import Proc
+from tests.processes import json_request
 from streamrec.contracts.events import encode_events
 from streamrec.contracts.topics import EVENTS, ITEMS, ITEMS_DLQ
 from streamrec.kafka.config import confluent_config, ensure_topics, producer_config
@@ -28,11 +27,7 @@ GONE_WITHIN_S = 5.0
 
 
 def http(url: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    return json_request(url)
 
 
 def ids(url: str) -> list[str]:

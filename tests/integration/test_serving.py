@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from confluent_kafka import Producer
 
 from harness.polling import wait_until
 from serving.process import ServingThread
+from tests.processes import json_request
 from streamrec.contracts import model_store
 from streamrec.kafka.embedded import free_port
 from streamrec.client import AsyncRecClient, RecClient, TopicRecClient
@@ -65,12 +65,7 @@ wait_for = partial(wait_until, timeout=60.0, interval=0.02)
 
 
 def http(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=body, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    return json_request(url, method, body)
 
 
 @pytest.fixture(scope="module")

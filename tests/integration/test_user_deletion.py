@@ -13,14 +13,13 @@ import asyncio
 import contextlib
 import json
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 from confluent_kafka import Producer
 
 from harness.polling import wait_or_fail, wait_until
 from harness.processes import Proc
+from tests.processes import json_request
 from streamrec.contracts.deletion import UserDeletion
 from streamrec.contracts.events import owner_partition
 from streamrec.contracts.topics import EVENTS, EVENTS_DLQ, changelog_topic
@@ -39,12 +38,7 @@ OWNER = {"g": GONE, "k": KEPT, "n": GONE}   # "n...": the item of the deleted us
 def http(method: str, url: str, body=None, token: str | None = None) -> tuple[int, dict]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    return json_request(url, method, data, headers, timeout=30)
 
 
 def events(user: str, items: list[str]) -> list[dict]:
