@@ -58,6 +58,7 @@ import numpy as np
 from streamrec.ranking.recommender import top_k_rows
 from streamrec.ranking.rerank import TRENDING, ExplorePool, Ranked, rerank
 from streamrec.ranking.retrieval import VectorIndex
+from streamrec.ranking.row_sets import distinct, member
 from streamrec.state.cooccurrence import blend
 
 # Catalogue items sampled per request as exploration candidates (bounds the cost on big catalogues).
@@ -147,7 +148,7 @@ def _blend_rows(index: VectorIndex, user_vector: np.ndarray, co_rows: np.ndarray
     co_scores = np.asarray(co_scores, dtype=np.float64)
     co_mean = co_scores.sum() / n
     co_spread = max(float(np.sqrt(max((co_scores ** 2).sum() / n - co_mean ** 2, 0.0))), 1e-12)
-    inside = np.isin(co_rows, rows)
+    inside = member(rows, co_rows)
     co = np.zeros(len(rows))
     co[np.searchsorted(rows, co_rows[inside])] = co_scores[inside]
     model = (index.vectors[rows] @ np.asarray(user_vector, dtype=np.float32)).astype(np.float64)
@@ -167,8 +168,8 @@ def blended_candidates(index: VectorIndex, user_vector: np.ndarray, co_rows: np.
     inside them. Returns ``(rows, relevance)``, best first, ties towards the lower row.
     """
     nearest, _ = index.search_rows(user_vector, fetch, [exclude])[0]
-    evidence = ~np.isin(co_rows, index.rows(exclude))
-    rows = np.union1d(nearest, co_rows[evidence])
+    evidence = ~member(np.sort(index.rows(exclude)), co_rows)
+    rows = distinct(np.concatenate([nearest, co_rows[evidence]]))
     blended = _blend_rows(index, user_vector, co_rows, co_scores, weight, rows)
     best = np.lexsort((rows, -blended))[:fetch]
     return rows[best], blended[best]
@@ -186,7 +187,7 @@ def scanned_candidates(index: VectorIndex, user_vector: np.ndarray, rows: np.nda
     co_scores)`` as for :func:`blended_candidates`) the blend. Returns ``(rows, relevance)``,
     best first, ties towards the lower row.
     """
-    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    rows = distinct(rows)
     if evidence is None:
         scores = (index.vectors[rows] @ np.asarray(user_vector, dtype=np.float32)).astype(np.float64)
     else:

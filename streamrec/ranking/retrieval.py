@@ -31,6 +31,8 @@ from typing import Iterable, Sequence
 import faiss
 import numpy as np
 
+from streamrec.ranking.row_sets import member
+
 DEFAULT_HNSW_THRESHOLD = 100_000
 
 
@@ -122,8 +124,7 @@ class VectorIndex:
             r, s = rows[q], scores[q]
             keep = r >= 0   # HNSW pads with -1 when it finds fewer than asked
             if excluded:
-                banned = self.rows(excluded)
-                keep &= ~np.isin(r, banned)
+                keep &= ~member(np.sort(self.rows(excluded)), r)
             out.append((r[keep][:k].astype(np.int64), s[keep][:k]))
         return out
 
