@@ -12,10 +12,11 @@ requests of 16 ms each queue for 4 s), so admission works in time:
   garbage collection, an index swap, a burst the estimate missed) is shed instead of worked
   on, as in CoDel: its answer would come too late to be worth the work.
 
-Requests take turns one at a time, first come first served, and every turn starts on a
-fresh pass of the event loop. That is what keeps shedding fast: between two answers the loop
-reads the sockets again, so a new arrival is admitted or refused after at most one answer's
-work, instead of after everything already queued. The time per answer is measured from one
+Requests take turns one at a time, first come first served, and every turn's work starts
+two passes of the event loop after the turn is granted (:data:`_GRANT_PASSES`). That is what
+keeps shedding fast: between two answers the loop reads the sockets and runs the handlers
+of what it read, so a new arrival is admitted or refused after at most the answer in
+progress, instead of after everything already queued. The time per answer is measured from one
 turn's start to the next while requests are waiting, so it includes everything else the loop
 does between answers (parsing, shedding, the request-topic agent, the replica's consumers).
 
@@ -58,6 +59,15 @@ WAIT_OUTSIDE_TURN = web.RequestKey("wait_outside_turn", Callable[[Awaitable], Aw
 # Weight of the newest sample in the time-per-answer average: answers differ (k, filters,
 # cold users), so the estimate follows the mix of the last few dozen rather than the last one.
 _ALPHA = 0.1
+# Loop passes between a turn's grant and its work. asyncio runs callbacks first in, first out,
+# and a request read from its socket in one pass reaches its handler only in the next: a
+# turn granted in pass P (by the previous answer's ``done``) and worked on at once would
+# run in P+1 ahead of the handlers of everything read at the start of P+1, so a request that
+# arrived during an answer waited for that answer and the next before it was even refused.
+# With two passes in between, its handler runs in the pass before the work: a refusal waits
+# for at most the answer in progress. An idle server starts on a new request's second pass
+# too, so the requests read with it queue up (and are counted) before any of them is worked on.
+_GRANT_PASSES = 2
 
 
 class Shed(Exception):
@@ -122,12 +132,12 @@ class Admission:
             self._busy = True
             future.set_result(None)
         try:
-            if future.done():
-                # Even an idle server starts the work on the next loop pass, so the requests
-                # read in this pass queue up (and are counted) before any of them is worked on.
-                await asyncio.sleep(0)
-            else:
+            if not future.done():
                 await future
+            # The turn's work waits for two more passes of the loop (see _GRANT_PASSES): the
+            # requests read meanwhile are admitted or refused before it, not after.
+            for _ in range(_GRANT_PASSES):
+                await asyncio.sleep(0)
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
                 self._pass_on(worked=False)   # granted, but cancelled before it ran

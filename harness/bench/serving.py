@@ -265,6 +265,23 @@ def _in_subprocess(func, *args) -> dict[str, Any]:
         return pool.apply(_run_async, (func, *args))
 
 
+def _shed_counts() -> dict[str, float]:
+    from serving import metrics
+
+    return {s.labels["reason"]: s.value for m in metrics.SHED.collect() for s in m.samples
+            if s.name.endswith("_total")}
+
+
+def _with_shed_reasons(row: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``row()`` with ``shed_reasons``: serving's own count of its 503s during it, by reason
+    (refused on arrival: ``queue_full``, ``expected_wait``; refused on its turn: ``waited``)."""
+    before = _shed_counts()
+    result = row()
+    after = _shed_counts()
+    return {**result, "shed_reasons": {r: int(after[r] - before.get(r, 0.0)) for r in after
+                                       if after[r] > before.get(r, 0.0)}}
+
+
 def run_serving_bench(settings: Settings, *, rate: float = 500.0, duration_s: float = 10.0,
                       topic_rate: float = 200.0, topic_duration_s: float = 5.0, n_items: int = 10_000,
                       n_users: int = 2_000, event_rate: float = 1000.0, n_events: int = 3000,
@@ -302,8 +319,8 @@ def run_serving_bench(settings: Settings, *, rate: float = 500.0, duration_s: fl
                 _event_to_visible(settings, replica, users, n_items, event_rate, n_events, seed),
                 _in_subprocess(read_your_writes, serving.url, settings, users, n_items, event_rate, 400),
                 # Last: the shedding it provokes must not disturb the other measurements.
-                _in_subprocess(_http_overload, serving.url, users, overload_factor, overload_duration_s,
-                               settings.serving_request_timeout_s)]
+                _with_shed_reasons(lambda: _in_subprocess(_http_overload, serving.url, users, overload_factor,
+                                                          overload_duration_s, settings.serving_request_timeout_s))]
         index = serving.process.holder.current.index
         result = {"benchmark": "serving", "date": time.strftime("%Y-%m-%d"), "items": n_items,
                   "index": index.kind, "users": n_users, "model_version": serving.process.holder.current.version, "setup_s": setup_s, "rows": rows,
@@ -340,6 +357,7 @@ def format_table(result: dict[str, Any]) -> str:
                          f"answered p50 {ms(row['shed_p50_ms'])} / p99 {ms(row['shed_p99_ms'])} / "
                          f"max {ms(row['shed_max_ms'])} ms; {row['over_client_timeout']} over the "
                          f"{row['client_timeout_s']:g} s client timeout; statuses {row['statuses']}; "
+                         f"shed by reason {row.get('shed_reasons', {})}; "
                          f"generator sent p99 {ms(row['generator_lag_p99_ms'])} ms late")
         if row["path"] == "read_your_writes":
             lines.append(f"read-your-writes at {row['target_rate']:,.0f} events/s: answer after the write's ack, "
